@@ -1,0 +1,33 @@
+# make demo: a trained learner's permutation importance on real data; make test: everything CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export MPLBACKEND := Agg
+
+.PHONY: demo test export bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/python examples/penguins.py
+
+export: $(VENV)/.dev-installed
+	$(BIN)/nbdev-export
+	@changed="$$(git status --porcelain)"; if [ -n "$$changed" ]; then \
+	  echo "nbdev-export changed the tree: the exported modules do not match the notebooks"; echo "$$changed"; exit 1; fi
+
+test: export
+	$(BIN)/nbdev-test --n-workers 2
+	$(BIN)/python -m pytest -q tests
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/speed.py
