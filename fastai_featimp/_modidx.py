@@ -18,6 +18,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'fastai_featimp.core.merge_features': ('core.html#merge_features', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.na_companions': ('core.html#na_companions', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.preserved': ('core.html#preserved', 'fastai_featimp/core.py'),
+                                     'fastai_featimp.core.progress': ('core.html#progress', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.scoring_with': ('core.html#scoring_with', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.tabular_features': ('core.html#tabular_features', 'fastai_featimp/core.py')},
             'fastai_featimp.engine': { 'fastai_featimp.engine.BatchLoader': ('engine.html#batchloader', 'fastai_featimp/engine.py'),

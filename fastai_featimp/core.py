@@ -10,7 +10,7 @@ from fastai.tabular.all import *
 
 # %% auto #0
 __all__ = ['Feature', 'is_tabular', 'check_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features',
-           'group_features', 'lower_is_better', 'find_metric', 'preserved', 'scoring_with']
+           'group_features', 'lower_is_better', 'find_metric', 'preserved', 'scoring_with', 'progress']
 
 # %% ../nbs/00_core.ipynb #8c07282a
 class Feature:
@@ -104,7 +104,7 @@ def group_features(feats, groups=None):
     return units + [f for n,f in feats.items() if n not in seen]
 
 # %% ../nbs/00_core.ipynb #69393e42
-_lower_words = ('loss', 'error', 'mse', 'mae', 'msle', 'rmspe', 'mape', 'perplexity', 'brier', 'deviance')
+_lower_words = ('loss', 'err', 'mse', 'mae', 'msle', 'rmspe', 'mape', 'perplexity', 'brier', 'deviance')
 
 def lower_is_better(name):
     "Whether a smaller value of the metric called `name` is better (losses and errors)"
@@ -133,14 +133,16 @@ def find_metric(learn, metric=None):
 def preserved(learn):
     "Restore `learn`'s attributes, callbacks, recorder history and module training modes on exit"
     state,cbs = dict(learn.__dict__),L(learn.cbs)
+    owners = [(cb, cb.__dict__.get('learn')) for cb in cbs]
     modes = [(m, m.training) for m in learn.model.modules()]
     recorders = [(cb, dict(cb.__dict__), {k: copy(v) for k,v in cb.__dict__.items() if isinstance(v, (list,L))})
                  for cb in cbs if isinstance(cb, Recorder)]
-    for cb,_,_ in recorders: cb.loss = copy(cb.loss)
+    for cb,_,_ in recorders: cb.__dict__['loss'] = copy(cb.loss)  # validate accumulates into it
     try: yield learn
     finally:
         learn.__dict__.clear(); learn.__dict__.update(state)
         learn.cbs = cbs
+        for cb,owner in owners: cb.learn = owner
         for m,training in modes: m.training = training
         for cb,attrs,lists in recorders:
             cb.__dict__.clear(); cb.__dict__.update({**attrs, **lists})
@@ -153,4 +155,10 @@ def scoring_with(learn, metric=None):
         name,m = find_metric(learn, metric)
         if m is not None: m = copy(m); m.reset()
         learn.metrics = L(m) if m is not None else L()
-        with learn.no_bar(): yield name
+        learn.cbs = learn.cbs.filter(lambda cb: not isinstance(cb, ProgressCallback))
+        yield name
+
+# %% ../nbs/00_core.ipynb #37b1762e
+def progress(items, show=True, **kwargs):
+    "`items` under a fastprogress bar, or bare when `show` is False"
+    return progress_bar(items, leave=False, **kwargs) if show else items

@@ -58,7 +58,7 @@ class PermutationImportance(ImportanceResult):
             baseline = eng.score()[col]
             if self.kind=='ratio' and baseline==0: raise ValueError("`kind='ratio'` needs a non-zero baseline score")
             scores = np.zeros((len(self.units), self.n_repeats))
-            for i in progress_bar(range(len(self.units)), display=self.show_progress, leave=False):
+            for i in progress(range(len(self.units)), self.show_progress):
                 for r in range(self.n_repeats):
                     scores[i,r] = eng.score(Permute(self.units[i], eng.permutation(gen)))[col]
         self.label = f"{name} {'decrease' if hib else 'increase'} when shuffled" + (' (relative)' if self.kind=='ratio' else '')
