@@ -26,14 +26,15 @@ class TabularTensors:
 # %% ../nbs/01_engine.ipynb #dd492bec
 class Permute:
     "Give `feature`'s columns, in every row, the values of the row `perm` points to"
-    def __init__(self, feature, perm): store_attr()
+    def __init__(self, feature, perm):
+        store_attr()
+        self.cat_idx,self.cont_idx = [tensor(i).long().to(perm.device)[None] for i in (feature.cat_idx, feature.cont_idx)]
     def __call__(self, data, rows, cats, conts):
-        src = self.perm[rows]
-        f = self.feature
-        if f.cat_idx:
-            cats = cats.clone(); cats[:, f.cat_idx] = data.cats[src][:, f.cat_idx]
-        if f.cont_idx:
-            conts = conts.clone(); conts[:, f.cont_idx] = data.conts[src][:, f.cont_idx]
+        src = self.perm[rows][:, None]  # gather only this feature's columns of the source rows
+        if self.feature.cat_idx:
+            cats = cats.clone(); cats[:, self.feature.cat_idx] = data.cats[src, self.cat_idx]
+        if self.feature.cont_idx:
+            conts = conts.clone(); conts[:, self.feature.cont_idx] = data.conts[src, self.cont_idx]
         return cats,conts
 
 # %% ../nbs/01_engine.ipynb #9c56613f
