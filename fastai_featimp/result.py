@@ -24,7 +24,7 @@ def summarise(scores, level=0.95):
 # %% ../nbs/02_result.ipynb #457b3d55
 class ImportanceResult:
     "Importances of features as plain data: `.results` sorted by importance, `.scores` raw, and plots"
-    label = 'importance'
+    label,results,scores = 'importance',None,None
     def record(self, units, scores, **info):
         "Store the importance `scores` (units × repeats) of `units`, sorted, with `info` as attributes"
         store_attr(**info)
@@ -43,10 +43,15 @@ class ImportanceResult:
 
     def plot(self, top=20, kind='bar', ax=None, title=None):
         "Bars with 95% intervals coloured by type, or boxes of the per-repeat scores; returns the Axes"
+        if self.results is None: raise ValueError("nothing to plot yet: call `.compute()` first")
         return plot_importance(self.results, self.scores, top=top, kind=kind, ax=ax, xlabel=self.label, title=title)
 
-    def __repr__(self): return f"{type(self).__name__}:\n{self.results.to_string(max_rows=30)}"
-    def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
+    def __repr__(self):
+        if self.results is None: return f"{type(self).__name__} (not computed yet: call `.compute()`)"
+        return f"{type(self).__name__}:\n{self.results.to_string(max_rows=30)}"
+    def _repr_html_(self):
+        if self.results is None: return None
+        return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
 
 # %% ../nbs/02_result.ipynb #390c6f74
 type_colours = {'continuous': '#4C72B0', 'categorical': '#DD8452', 'group': '#55A868'}
