@@ -129,6 +129,9 @@ def test_labelled_df_and_loaded_learner(regression, tmp_path):
     pi = learn.permutation_importance(df=test_df, n_repeats=2, seed=0, show_progress=False)
     pd.testing.assert_frame_equal(test_df, original)
     assert pi.results.feature[0] == 'x1'
+    from_dl = learn.permutation_importance(dl=learn.dls.test_dl(test_df, with_labels=True), n_repeats=2, seed=0,
+                                           show_progress=False)
+    assert np.array_equal(from_dl.scores, pi.scores)
     learn.export(tmp_path/'learner.pkl')
     loaded = load_learner(tmp_path/'learner.pkl')
     again = loaded.permutation_importance(df=test_df, n_repeats=2, seed=0, show_progress=False)
