@@ -31,3 +31,6 @@ test: export
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/batch_size.py
+	$(BIN)/python benchmarks/viann_overhead.py
+	$(BIN)/python benchmarks/viann_validation.py

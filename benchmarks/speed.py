@@ -5,7 +5,9 @@
 (c) the floor: the bare model forward over the same (features x repeats + 1) x rows, best batch size
 (d) `sklearn.inspection.permutation_importance` over a batched predict wrapper of the same model
 
-Run: `make bench` (or `python benchmarks/speed.py --rows 100000 --repeats 5`).
+All four run in one process on one learner. The machine is noisy, so they take turns, `--runs` rounds of
+each in turn so that every one meets the same disturbances, and each reports its best round. Run: `make bench` (or
+`python benchmarks/speed.py --rows 100000 --repeats 5 --runs 3`).
 """
 import argparse, time, warnings
 import numpy as np, pandas as pd, torch
@@ -37,8 +39,13 @@ def train(df):
     return learn
 
 
-def timed(f):
-    start = time.perf_counter(); out = f(); return time.perf_counter() - start, out
+def race(contenders, runs):
+    "The best of `runs` timings, in seconds, of each of `contenders` (name -> function), run in turn each round"
+    times = {name: [] for name in contenders}
+    for _ in range(runs):
+        for name, f in contenders.items():
+            start = time.perf_counter(); f(); times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
 
 
 def snippet(learn, df, features):
@@ -54,19 +61,19 @@ def snippet(learn, df, features):
     return res
 
 
-def floor(learn, df, n_passes):
-    "Seconds for `n_passes` bare forward passes over `df`, at the best batch size"
+def floor(learn, df, n_passes, runs):
+    "A function making `n_passes` bare forward passes over `df` (encoded beforehand) at the best batch size, and that size"
     eng = Engine(learn, df=df)
     cats, conts = eng.data.cats, eng.data.conts
     model = learn.model.eval()
-    best = float('inf')
-    for bs in (2048, 8192, 32768):
-        def run():
-            with torch.no_grad():
-                for _ in range(n_passes):
-                    for i in range(0, len(cats), bs): model(cats[i:i+bs], conts[i:i+bs])
-        best = min(best, timed(run)[0])
-    return best
+    def passes(n, bs):
+        with torch.no_grad():
+            for _ in range(n):
+                for i in range(0, len(cats), bs): model(cats[i:i+bs], conts[i:i+bs])
+    sizes = sorted({1024, 2048, 4096, 8192, 16384, 32768, 65536, default_bs(model, 'cpu')})
+    best = race({bs: lambda bs=bs: passes(3, bs) for bs in sizes}, runs)
+    bs = min(best, key=best.get)
+    return (lambda: passes(n_passes, bs)), bs
 
 
 class EncodedModel(RegressorMixin, BaseEstimator):
@@ -89,29 +96,35 @@ def sklearn_way(learn, df, n_repeats):
     return sk_permutation_importance(est, X, y, scoring='neg_mean_squared_error', n_repeats=n_repeats, random_state=0)
 
 
-def main(rows, repeats, snippet_rows):
+def main(rows, repeats, snippet_rows, runs):
     torch.set_num_threads(torch.get_num_threads())
     df = make_data(max(rows, snippet_rows) + 20000)
     learn = train(df.iloc[:20000])
     features = [c for c in df if c != 'target']
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(features)} features, model {learn.model.layers}")
+    layers = [m.out_features for m in learn.model.modules() if isinstance(m, nn.Linear)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(features)} features, "
+          f"linear layers {layers}, default_bs {default_bs(learn.model, 'cpu')}; best of {runs} runs")
 
     small = df.iloc[20000:20000+snippet_rows].reset_index(drop=True)
-    with learn.no_bar(): t_snip, _ = timed(lambda: snippet(learn, small, features))
-    t_ours_small, _ = timed(lambda: learn.permutation_importance(df=small, n_repeats=1, seed=0, show_progress=False))
-    print(f"\n{snippet_rows:,} rows, 1 repeat:")
-    print(f"  (a) snippet      {t_snip:8.2f} s")
-    print(f"  (b) ours         {t_ours_small:8.2f} s    (a)/(b) = {t_snip/t_ours_small:,.0f}x")
+    floor_small, bs_small = floor(learn, small, len(features) + 1, runs)
+    with learn.no_bar():
+        t = race({'a': lambda: snippet(learn, small, features),
+                  'b': lambda: learn.permutation_importance(df=small, n_repeats=1, seed=0, show_progress=False),
+                  'c': floor_small}, runs)
+    print(f"\n{snippet_rows:,} rows, {len(features)} features, 1 repeat ({len(features) + 1} passes over the data):")
+    print(f"  (a) snippet      {t['a']:8.2f} s    (a)/(b) = {t['a']/t['b']:,.0f}x")
+    print(f"  (b) ours         {t['b']:8.2f} s    (b)/(c) = {t['b']/t['c']:.2f}")
+    print(f"  (c) floor        {t['c']:8.2f} s    (a)/(c) = {t['a']/t['c']:,.0f}x   (bs {bs_small})")
 
     big = df.iloc[20000:20000+rows].reset_index(drop=True)
     n_passes = len(features)*repeats + 1
-    t_ours, _ = timed(lambda: learn.permutation_importance(df=big, n_repeats=repeats, seed=0, show_progress=False))
-    t_floor = floor(learn, big, n_passes)
-    t_sk, _ = timed(lambda: sklearn_way(learn, big, repeats))
+    floor_big, bs_big = floor(learn, big, n_passes, runs)
+    t = race({'b': lambda: learn.permutation_importance(df=big, n_repeats=repeats, seed=0, show_progress=False),
+              'c': floor_big, 'd': lambda: sklearn_way(learn, big, repeats)}, runs)
     print(f"\n{rows:,} rows, {len(features)} features, {repeats} repeats ({n_passes} passes over the data):")
-    print(f"  (b) ours         {t_ours:8.2f} s    (b)/(c) = {t_ours/t_floor:.2f}")
-    print(f"  (c) floor        {t_floor:8.2f} s")
-    print(f"  (d) scikit-learn {t_sk:8.2f} s    (d)/(c) = {t_sk/t_floor:.2f}   (b)/(d) = {t_ours/t_sk:.2f}")
+    print(f"  (b) ours         {t['b']:8.2f} s    (b)/(c) = {t['b']/t['c']:.2f}")
+    print(f"  (c) floor        {t['c']:8.2f} s    (bs {bs_big})")
+    print(f"  (d) scikit-learn {t['d']:8.2f} s    (d)/(c) = {t['d']/t['c']:.2f}   (b)/(d) = {t['b']/t['d']:.2f}")
 
 
 if __name__ == '__main__':
@@ -119,5 +132,6 @@ if __name__ == '__main__':
     p.add_argument('--rows', type=int, default=100_000)
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--snippet-rows', type=int, default=10_000)
+    p.add_argument('--runs', type=int, default=3)
     a = p.parse_args()
-    main(a.rows, a.repeats, a.snippet_rows)
+    main(a.rows, a.repeats, a.snippet_rows, a.runs)

@@ -194,6 +194,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.TabularTensors.has_labels': ( 'engine.html#tabulartensors.has_labels',
                                                                                             'fastai_featimp/engine.py'),
+                                       'fastai_featimp.engine.default_bs': ('engine.html#default_bs', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.required_columns': ( 'engine.html#required_columns',
                                                                                    'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.test_dataloader': ( 'engine.html#test_dataloader',

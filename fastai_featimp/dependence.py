@@ -119,7 +119,7 @@ class PartialDependence:
         n_points:int=20, # number of quantiles swept for a continuous feature without `values`
         ice:bool|int=False, # also keep individual curves (ICE) for a sample of rows: `True` for 50, or how many
         seed:int=None, # picks the rows of the ICE sample
-        bs:int=None, # rows per batch (default 8192)
+        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over the grid
     ):
         store_attr('n_points,show_progress')
@@ -249,7 +249,7 @@ class ValueImportance:
         by:str='metric', # `'metric'`: how much worse the score gets; `'prediction'`: how far predictions move (no labels needed)
         metric=None, # for `by='metric'`: a metric name, `'loss'`, or a fastai metric or function; default: the first metric
         higher_is_better:bool=None, # the metric's direction; default: from its name
-        bs:int=None, # rows per batch (default 8192)
+        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over values
     ):
         store_attr('by,metric,higher_is_better,show_progress')

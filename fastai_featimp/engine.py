@@ -8,7 +8,8 @@ from fastai.tabular.all import *
 from .core import *
 
 # %% auto #0
-__all__ = ['TabularTensors', 'Permute', 'Substitute', 'BatchLoader', 'required_columns', 'test_dataloader', 'Engine']
+__all__ = ['TabularTensors', 'Permute', 'Substitute', 'BatchLoader', 'default_bs', 'required_columns', 'test_dataloader',
+           'Engine']
 
 # %% ../nbs/01_engine.ipynb #4c48ebdd
 class TabularTensors:
@@ -62,6 +63,15 @@ class BatchLoader:
             if self.perturb is not None: cats,conts = self.perturb(d, rows, cats, conts)
             yield (cats, conts, *[y[rows] for y in d.ys])
 
+# %% ../nbs/01_engine.ipynb #d63a11d7
+def default_bs(model, device):
+    "Rows per batch: 65,536 on a GPU; on a CPU, as many as keep a batch's activations near 4 million floats"
+    if torch.device(device).type != 'cpu': return 65536
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears: return 8192
+    per_row = linears[0].in_features + sum(m.out_features for m in linears)
+    return int(min(max(2**22 // per_row, 1024), 65536))
+
 # %% ../nbs/01_engine.ipynb #c5d32f3c
 def required_columns(to, with_labels=True):
     "The raw columns a DataFrame needs to be encoded like `to`: features, and labels if `with_labels`"
@@ -90,8 +100,8 @@ class Engine:
     def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True):
         dl = test_dataloader(learn, df, dl, with_labels)
         if len(dl.dataset) < 2: raise ValueError(f"need at least two rows to perturb, got {len(dl.dataset)}")
-        self.learn,self.bs = learn,ifnone(bs, 8192)
         device = next(learn.model.parameters()).device
+        self.learn,self.bs = learn,ifnone(bs, default_bs(learn.model, device))
         self.data = TabularTensors(dl, device)
         if with_labels and not self.data.has_labels:
             raise ValueError("the data has no labels, so it cannot be scored by a metric; use `by='prediction'`")

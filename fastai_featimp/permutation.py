@@ -73,7 +73,7 @@ class PermutationImportance(ImportanceResult):
         max_conditioning:int=2, # with `conditional`: at most this many features, strongest first
         n_bins:int=5, # with `conditional`: quantile bins of each continuous feature conditioned on
         seed:int=None, # makes the result reproducible bit for bit
-        bs:int=None, # rows per batch (default 8192)
+        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
         kind:str='difference', # `'difference'` or `'ratio'` (difference relative to the baseline)
         show_progress:bool=True, # show a progress bar over features
     ):

@@ -1,0 +1,63 @@
+"""Batch size and speed: the bare forward pass and `learn.validate` at several batch sizes, for networks of
+three widths, and at the batch size `default_bs` picks.
+
+Each time is the best of `--runs` passes over the same rows (the machine is noisy; the best is the least
+disturbed). Run: `python benchmarks/batch_size.py [--rows 80000] [--runs 5]`.
+"""
+import argparse, time, warnings
+import numpy as np, pandas as pd, torch
+from fastai.tabular.all import *
+from fastai_featimp.all import *
+
+warnings.filterwarnings('ignore')
+SIZES = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
+LAYERS = ([64, 32], [200, 100], [1000, 500])
+
+
+def best_of(f, runs):
+    "The shortest of `runs` timings of `f()`"
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter(); f(); times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def learner(rows, layers):
+    "An untrained `tabular_learner` with `layers` on `rows` rows of 15 continuous and 5 categorical columns"
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({f'num{i}': rng.normal(size=rows) for i in range(15)})
+    for i in range(5): df[f'cat{i}'] = rng.choice([f'v{j}' for j in range(8)], rows)
+    df['target'] = rng.normal(size=rows)
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify, Normalize], cat_names=[f'cat{i}' for i in range(5)],
+                                     cont_names=[f'num{i}' for i in range(15)], y_names='target', valid_pct=0.5, seed=0)
+    return tabular_learner(dls, layers=layers, metrics=rmse)
+
+
+def main(rows, runs):
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms for {rows // 2:,} rows, best of {runs}; "
+          f"last column: default_bs\n")
+    print(f"{'layers':<12} {'pass':<9}" + ''.join(f'{bs:>8}' for bs in SIZES) + f"{'default':>16}")
+    for layers in LAYERS:
+        learn = learner(rows, layers)
+        eng = Engine(learn)
+        model, cats, conts = learn.model.eval(), eng.data.cats, eng.data.conts
+        def bare(bs):
+            with torch.no_grad():
+                for i in range(0, len(cats), bs): model(cats[i:i+bs], conts[i:i+bs])
+        def validate(bs):
+            eng.bs = bs
+            return eng.score()
+        chosen = default_bs(model, 'cpu')
+        with scoring_with(learn, 'rmse'):
+            for name, f in (('bare', bare), ('validate', validate)):
+                cells = [f"{best_of(lambda: f(bs), runs)*1000:>8.0f}" for bs in SIZES]
+                cells.append(f"{best_of(lambda: f(chosen), runs)*1000:>8.0f} ({chosen:>5})")
+                print(f"{str(layers):<12} {name:<9}" + ''.join(cells))
+
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--rows', type=int, default=160_000)
+    p.add_argument('--runs', type=int, default=5)
+    a = p.parse_args()
+    main(a.rows, a.runs)
