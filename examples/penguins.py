@@ -27,7 +27,7 @@ def main(out='demo_importance.png'):
     print(f"FillMissing companions: {[c for c in dls.cat_names if c.endswith('_na')]}\n")
 
     pi = learn.permutation_importance(metric='loss', n_repeats=10, seed=0)
-    print(f"Permutation importance: increase in cross-entropy when a feature is shuffled (baseline {pi.baseline:.3f}),"
+    print(f"\nPermutation importance: increase in cross-entropy when a feature is shuffled (baseline {pi.baseline:.3f}),"
           f" mean of 10 repeats with a 95% interval")
     with pd.option_context('display.width', 140, 'display.precision', 4):
         print(pi.results.drop(columns=['n_inputs']).to_string(index=False))

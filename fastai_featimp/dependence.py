@@ -164,8 +164,10 @@ class PartialDependence:
                                      **{o: curves[:, :, k].ravel() for k,o in enumerate(self.outputs)}})
         return self
 
-    @property
-    def ylabel(self): return 'mean prediction' if self.output_kind=='values' else 'mean probability'
+    def ylabel(self, shown):
+        "What the y axis shows for the outputs `shown`, naming the output when there is one"
+        what = 'mean prediction' if self.output_kind=='values' else 'mean probability'
+        return f'{what} of {shown[0]}' if len(shown)==1 else what
 
     def shown(self, output=None):
         "The outputs to plot: `output` (a name or list), else all, or only the second class of a binary classifier"
@@ -181,7 +183,7 @@ class PartialDependence:
         shown = self.shown(output)
         if len(self.features)==2: return plot_dependence_2d(self.results, self.features, shown, ax=ax, title=title)
         return plot_dependence(self.results, self.features[0], self.columns[0].kind, shown, getattr(self, 'ice', None),
-                               ylabel=self.ylabel, ax=ax, title=title)
+                               ylabel=self.ylabel(shown), ax=ax, title=title)
 
     def __repr__(self): return f"{type(self).__name__}:\n{self.results.to_string(max_rows=30)}"
     def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
