@@ -1,5 +1,7 @@
 "settings.ini (nbdev's classic form) says what pyproject.toml says"
-import configparser, tomllib
+import configparser
+try: import tomllib
+except ModuleNotFoundError: import tomli as tomllib  # Python 3.10
 from pathlib import Path
 import fastai_featimp
 
