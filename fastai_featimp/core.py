@@ -10,7 +10,8 @@ from fastai.tabular.all import *
 
 # %% auto #0
 __all__ = ['Feature', 'is_tabular', 'check_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features',
-           'group_features', 'lower_is_better', 'find_metric', 'preserved', 'scoring_with', 'progress']
+           'group_features', 'lower_is_better', 'find_metric', 'preserved', 'reports_on_training', 'scoring_with',
+           'progress']
 
 # %% ../nbs/00_core.ipynb #8c07282a
 class Feature:
@@ -97,6 +98,8 @@ def group_features(feats, groups=None):
         if isinstance(members, str) or not is_listy(members) or not members:
             raise ValueError(f"group {gname!r} must be a non-empty list of feature names, got {members!r}")
         owners = list(dict.fromkeys(_owner(feats, m) for m in members))
+        if gname in feats and gname not in owners:
+            raise ValueError(f"group {gname!r} is named like a feature that is not in it; give the group another name")
         for o in owners:
             if o in seen: raise ValueError(f"feature {o!r} is in two groups: {seen[o]!r} and {gname!r}")
             seen[o] = gname
@@ -113,12 +116,18 @@ def lower_is_better(name):
 # %% ../nbs/00_core.ipynb #9ec2131e
 def _bare(name): return name.lstrip('_').lower()
 
+def _named(f):
+    "`f`, a callable object such as `nn.L1Loss()`, as a function named after its class"
+    def metric(*args, **kwargs): return f(*args, **kwargs)
+    metric.__name__ = type(f).__name__
+    return metric
+
 def find_metric(learn, metric=None):
     "The metric to score with, as `(name, metric)`; `metric` is `None` for the learner's loss"
     if metric is None:
         return ('loss', None) if not learn.metrics else (learn.metrics[0].name.lstrip('_'), learn.metrics[0])
     if not isinstance(metric, str):
-        m = mk_metric(metric)
+        m = mk_metric(metric if isinstance(metric, Metric) or hasattr(metric, '__name__') else _named(metric))
         return m.name.lstrip('_'), m
     if _bare(metric) in ('loss', 'valid_loss'): return 'loss', None
     found = first(m for m in learn.metrics if _bare(m.name)==_bare(metric))
@@ -137,7 +146,10 @@ def preserved(learn):
     modes = [(m, m.training) for m in learn.model.modules()]
     recorders = [(cb, dict(cb.__dict__), {k: copy(v) for k,v in cb.__dict__.items() if isinstance(v, (list,L))})
                  for cb in cbs if isinstance(cb, Recorder)]
-    for cb,_,_ in recorders: cb.__dict__['loss'] = copy(cb.loss)  # validate accumulates into it
+    for cb,_,_ in recorders:  # validate resets and accumulates into the recorder's metrics: let it use copies
+        cb.__dict__.update({k: copy(v) for k,v in cb.__dict__.items() if isinstance(v, Metric)})
+    lock = getattr(learn, 'lock', None)
+    was_locked = lock is not None and lock.locked()
     try: yield learn
     finally:
         learn.__dict__.clear(); learn.__dict__.update(state)
@@ -146,16 +158,23 @@ def preserved(learn):
         for m,training in modes: m.training = training
         for cb,attrs,lists in recorders:
             cb.__dict__.clear(); cb.__dict__.update({**attrs, **lists})
+        if lock is not None and lock.locked() and not was_locked: lock.release()
 
 # %% ../nbs/00_core.ipynb #a264dfec
+def reports_on_training(cb):
+    "Whether `cb` tracks, saves or logs training (fastai's trackers, loggers, progress bars), so has no part in scoring"
+    if isinstance(cb, Recorder): return False
+    return bool(getattr(cb, 'remove_on_fetch', False) or getattr(cb, '_only_train_loop', False)) or \
+           isinstance(cb, (ProgressCallback, ShowGraphCallback, CSVLogger))
+
 @contextmanager
 def scoring_with(learn, metric=None):
-    "Inside `preserved`, without progress bars, with `metric` (a copy) as the learner's only metric"
+    "Inside `preserved`, with `metric` (a copy) as the learner's only metric and without the callbacks that report on training"
     with preserved(learn):
         name,m = find_metric(learn, metric)
         if m is not None: m = copy(m); m.reset()
         learn.metrics = L(m) if m is not None else L()
-        learn.cbs = learn.cbs.filter(lambda cb: not isinstance(cb, ProgressCallback))
+        learn.cbs = learn.cbs.filter(lambda cb: not reports_on_training(cb))
         yield name
 
 # %% ../nbs/00_core.ipynb #37b1762e

@@ -38,13 +38,14 @@ def _v(x_codes, y_codes):
     return _table_v(np.bincount(x_codes*ny + y_codes, minlength=nx*ny).reshape(nx, ny).astype(float))
 
 def _eta(codes, values):
-    "Correlation ratio of `values` on codes 0..k-1, all observed"
+    "Bias-corrected correlation ratio (Kelley's ε) of `values` on codes 0..k-1, all observed"
     counts = np.bincount(codes)
+    n,k = len(values),len(counts)
     centred = values - values.mean()
     total = (centred**2).sum()
-    if total <= 0: return 0.
-    between = (np.bincount(codes, centred)**2/counts).sum()
-    return float(np.sqrt(min(1., between/total)))
+    if total <= 0 or n <= k: return 0.
+    within = total - (np.bincount(codes, centred)**2/counts).sum()
+    return float(np.sqrt(np.clip(1 - (n-1)/(n-k)*within/total, 0, 1)))
 
 def _abs_corr(x):
     "Absolute Pearson correlation between the columns of `x`; zero where a column is constant"
@@ -61,7 +62,7 @@ def cramers_v(x, y):
     return _v(_codes(x), _codes(y))
 
 def correlation_ratio(categories, values):
-    "Correlation ratio η of continuous `values` on `categories`"
+    "Correlation ratio of continuous `values` on `categories`, bias-corrected (Kelley's ε)"
     return _eta(_codes(categories), np.asarray(values, dtype=float))
 
 def rank_association(x, y):

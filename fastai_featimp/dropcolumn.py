@@ -101,7 +101,7 @@ class DropColumnImportance(ImportanceResult):
         runs = [(i,j) for i in range(len(perturbs)) for j in range(len(self.seeds))]
         scores = np.zeros((len(perturbs), len(self.seeds)))
         with preserved(self.learn), tempfile.TemporaryDirectory() as path:
-            for i,j in progress_bar(runs, display=self.show_progress, leave=False):
+            for i,j in progress(runs, self.show_progress):
                 scores[i,j] = self.retrained_score(perturbs[i], self.seeds[j], path, col)
         baseline_scores,dropped = scores[0],scores[1:]
         self.label = f"{name} {'decrease' if hib else 'increase'} when dropped and retrained"

@@ -79,7 +79,7 @@ class PermutationImportance(ImportanceResult):
     ):
         store_attr(but='learn,df,dl')
         check_tabular(learn)
-        if n_repeats < 1: raise ValueError(f"`n_repeats` must be at least 1, got {n_repeats}")
+        if not isinstance(n_repeats, int) or n_repeats < 1: raise ValueError(f"`n_repeats` must be a whole number, at least 1, got {n_repeats!r}")
         if kind not in kinds: raise ValueError(f"unknown kind {kind!r}; choose one of {kinds}")
         if by not in bys: raise ValueError(f"unknown by {by!r}; choose one of {bys}")
         if by=='prediction' and kind=='ratio': raise ValueError("`kind='ratio'` needs `by='metric'`: prediction deviations have no baseline")

@@ -145,6 +145,7 @@ class VarianceImportance(Callback, ImportanceResult):
     @property
     def results(self):
         "The importance of each feature, most important first"
+        if self._results is None and self.stats is not None and self.stats.n > 1: self.compute()  # the fit was interrupted
         if self._results is None:
             n = 0 if self.stats is None else self.stats.n
             raise ValueError(f"no variance importance yet: it needs at least two samples of the weights (the initial "
@@ -155,7 +156,7 @@ class VarianceImportance(Callback, ImportanceResult):
 
     def before_train(self):
         "Start tracking at the first training phase of a fit, unless it is `lr_find`'s"
-        if self.train_iter or self._tracking or hasattr(self.learn, 'lr_finder'): return
+        if self.train_iter or hasattr(self.learn, 'lr_finder'): return
         self.inputs = InputMap(self.learn, self.view)
         weights = self.inputs.weights()
         if not (self.keep and self.stats is not None and self.stats.mean.shape==weights.shape):

@@ -238,6 +238,33 @@ def test_nothing_changes(rare):
     pd.testing.assert_frame_equal(valid, original)
 
 
+class InterruptAt(Callback):
+    "Raise `KeyboardInterrupt` at the `n`-th batch it sees, as Ctrl-C would"
+    def __init__(self, n): self.n,self.seen = n,0
+    def after_batch(self):
+        self.seen += 1
+        if self.seen == self.n: raise KeyboardInterrupt()
+
+
+@pytest.mark.parametrize('call', [
+    lambda learn, df: learn.partial_dependence('z', df=df, n_points=4, ice=True, show_progress=False),
+    lambda learn, df: learn.value_importance('colour', df=df, show_progress=False),
+    lambda learn, df: learn.value_importance('colour', df=df, by='prediction', show_progress=False)])
+def test_nothing_changes_when_interrupted(rare, call):
+    learn, df = rare
+    valid = valid_rows(learn, df)
+    original = valid.copy()
+    interrupt = InterruptAt(3)
+    learn.add_cb(interrupt)
+    try:
+        snap = snapshot(learn)
+        with pytest.raises(KeyboardInterrupt): call(learn, valid)
+        assert interrupt.seen == 3
+        assert_unchanged(learn, snap)
+    finally: learn.remove_cb(interrupt)
+    pd.testing.assert_frame_equal(valid, original)
+
+
 def test_bad_input(rare):
     learn, df = rare
     unlabelled = df.drop(columns='y')

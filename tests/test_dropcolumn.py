@@ -130,11 +130,13 @@ def test_learner_and_random_state_unchanged(redundant):
     assert_same_random(redundant.rng_before, redundant.rng_after)
 
 
-def test_auto_groups_on_a_dataframe_by_the_loss(redundant):
+def test_auto_groups_on_a_dataframe_by_the_loss(redundant, capsys):
     "`groups='auto'` finds the pair; scored on the validation rows as a DataFrame, by the loss, the seed-0 networks are the ones before"
     learn, df, single, pair = redundant.learn, redundant.df, redundant.single, redundant.pair
     valid = df.iloc[-200:].copy()
+    capsys.readouterr()
     auto = learn.drop_column_importance(fit, groups='auto', seeds=(0,), df=valid, metric='loss', show_progress=False)
+    assert capsys.readouterr().out == ''  # silenced: not even fastprogress's glyph
     pd.testing.assert_frame_equal(valid, df.iloc[-200:])
     assert auto.metric_name == 'loss' and auto.label == 'loss increase when dropped and retrained'
     assert sorted(auto.results.feature) == ['grp', 'noise', 'x+x_copy', 'z']

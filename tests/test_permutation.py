@@ -6,7 +6,7 @@ from fastai.test_utils import synth_learner
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.inspection import permutation_importance as sk_permutation_importance
 from fastai_featimp.all import *
-from conftest import ground_truth_df, train_tabular
+from conftest import classification_df, ground_truth_df, train_tabular
 from copy import deepcopy
 
 
@@ -134,6 +134,7 @@ def test_labelled_df_and_loaded_learner(regression, tmp_path):
     assert np.array_equal(from_dl.scores, pi.scores)
     learn.export(tmp_path/'learner.pkl')
     loaded = load_learner(tmp_path/'learner.pkl')
+    with pytest.raises(ValueError, match="no validation data.*pass `df=`"): loaded.permutation_importance()
     again = loaded.permutation_importance(df=test_df, n_repeats=2, seed=0, show_progress=False)
     assert np.allclose(again.scores, pi.scores, atol=1e-5)
 
@@ -143,8 +144,9 @@ def snapshot(learn):
     return dict(weights={k: v.clone() for k, v in learn.model.state_dict().items()},
                 modes=[m.training for m in learn.model.modules()], metrics=list(learn.metrics),
                 metric_names=[m.name for m in learn.metrics], cbs=list(learn.cbs), dls=learn.dls,
-                valid=learn.dls.valid, values=deepcopy(learn.recorder.values),
-                attrs=set(learn.__dict__), dl=getattr(learn, 'dl', None))
+                valid=learn.dls.valid, values=deepcopy(learn.recorder.values), loss_func=learn.loss_func,
+                smooth_loss=(learn.recorder.smooth_loss.count, float(learn.recorder.smooth_loss.val)),
+                attrs=set(learn.__dict__), dl=getattr(learn, 'dl', None), locked=learn.lock.locked())
 
 
 def assert_unchanged(learn, snap):
@@ -156,6 +158,8 @@ def assert_unchanged(learn, snap):
     assert len(now['cbs']) == len(snap['cbs']) and all(a is b for a, b in zip(now['cbs'], snap['cbs']))
     assert now['dls'] is snap['dls'] and now['valid'] is snap['valid']
     assert now['values'] == snap['values'] and now['attrs'] == snap['attrs'] and now['dl'] is snap['dl']
+    assert now['loss_func'] is snap['loss_func'] and now['smooth_loss'] == snap['smooth_loss']
+    assert now['locked'] == snap['locked']
 
 
 class Boom(Exception): pass
@@ -187,8 +191,42 @@ def test_nothing_changes_even_on_failure(regression, exc):
     learn.model.eval()
 
 
+class FailsBeforeFit(Callback):
+    def before_fit(self): raise Boom('before_fit failed')
+
+
+def test_training_callbacks_stay_out_of_scoring(tmp_path):
+    "Trackers, savers and loggers report on training: scoring by another metric must not trip, run or truncate them"
+    df = classification_df(800)
+    learn = train_tabular(df, ['kind'], ['a', 'b', 'junk'], 'label', y_block=CategoryBlock(),
+                          metrics=[accuracy, RocAucBinary()], epochs=2)
+    learn.path = tmp_path
+    learn.add_cbs([EarlyStoppingCallback(monitor='accuracy', patience=1, reset_on_fit=False),
+                   SaveModelCallback(monitor='accuracy', fname='best'), CSVLogger()])
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-3)
+    log, saved = (tmp_path/'history.csv').read_text(), (tmp_path/'models'/'best.pth').stat().st_mtime_ns
+    snap = snapshot(learn)
+    pi = learn.permutation_importance(metric='roc_auc_score', n_repeats=2, seed=0, show_progress=False)
+    assert pi.results.feature[0] == 'a'
+    assert (tmp_path/'history.csv').read_text() == log and (tmp_path/'models'/'best.pth').stat().st_mtime_ns == saved
+    assert_unchanged(learn, snap)
+    learn.add_cb(FailsBeforeFit())
+    with pytest.raises(Boom): learn.permutation_importance(n_repeats=1, show_progress=False)
+    assert not learn.lock.locked()  # fastai keeps it when entering `validate` fails; a later call would hang
+
+
+def test_bad_labels(classification, regression):
+    learn, df = classification
+    with pytest.raises(ValueError, match=r"label\(s\) 'maybe' the learner was not trained on; its classes are: 'no', 'yes'"):
+        learn.permutation_importance(df=df.assign(label=np.where(df.index == 3, 'maybe', df.label)))
+    learn, df = regression
+    with pytest.raises(ValueError, match=r"'y' is missing in 2 row\(s\) of `df`, e.g. at index \[1, 4\]"):
+        learn.permutation_importance(df=df.assign(y=df.y.where(~df.index.isin([1, 4]))))
+
+
 def test_bad_input(regression):
     learn, df = regression
+    snap = snapshot(learn)
     with pytest.raises(TypeError, match='tabular learner'):
         synth_learner().permutation_importance()
     with pytest.raises(ValueError, match="missing column.*'x4'"):
@@ -207,6 +245,13 @@ def test_bad_input(regression):
         learn.permutation_importance(df=df.iloc[:1])
     with pytest.raises(ValueError, match="unknown kind 'pct'"):
         learn.permutation_importance(kind='pct')
+    with pytest.raises(ValueError, match="'x1' is named like a feature"):
+        learn.permutation_importance(groups={'x1': ['x4', 'noise1']})
+    with pytest.raises(ValueError, match='whole number'):
+        learn.permutation_importance(n_repeats=2.5)
+    with pytest.raises(ValueError, match='`bs` must be'):
+        learn.permutation_importance(bs=0)
+    assert_unchanged(learn, snap)
 
 
 def test_plots(regression):

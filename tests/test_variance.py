@@ -182,6 +182,24 @@ def test_callback_for_one_fit(dls):
     assert vi.stats.n == 1 + len(dls.train) and len(vi.results) == 7
 
 
+class InterruptAt(Callback):
+    "Raise `KeyboardInterrupt` at training iteration `at`, as Ctrl-C would"
+    def __init__(self, at): self.at = at
+    def after_batch(self):
+        if self.training and self.train_iter == self.at: raise KeyboardInterrupt()
+
+
+def test_interrupted_fit_keeps_its_samples_and_the_next_fit_restarts(dls):
+    vi = VarianceImportance(every='batch')
+    set_seed(0, reproducible=True)
+    learn = tabular_learner(dls, layers=[32], cbs=vi)
+    with learn.no_bar(), learn.no_logging(), pytest.raises(KeyboardInterrupt): learn.fit(3, 1e-2, cbs=InterruptAt(5))
+    assert vi.stats.n == 1 + 4  # the initial weights and four batches: the fifth raised before its sample
+    assert len(vi.results) == 7 and vi.results.importance.max() == 1
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    assert vi.stats.n == 1 + len(dls.train)
+
+
 class StopAtFirstBatch(Callback):
     def after_batch(self): raise CancelFitException()
 
