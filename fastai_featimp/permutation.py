@@ -64,18 +64,18 @@ class PermutationImportance(ImportanceResult):
         dl=None, # a ready tabular dataloader, instead of `df`
         n_repeats:int=5, # permutations per feature
         metric=None, # a metric name, `'loss'`, or a fastai metric or function; default: the first metric, else the loss
-        by:str='metric', # `'metric'`: how much worse the score gets; `'prediction'`: how far predictions move (no labels needed)
         higher_is_better:bool=None, # the metric's direction; default: from its name (losses and errors are lower-better)
         groups:dict|list|str=None, # features to shuffle together, e.g. `{'location': ['lat', 'lon']}`; `'auto'` groups associated ones
+        seed:int=None, # makes the result reproducible bit for bit
+        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
+        kind:str='difference', # `'difference'` or `'ratio'` (difference relative to the baseline)
+        show_progress:bool=True, # show a progress bar over features
+        by:str='metric', # `'metric'`: how much worse the score gets; `'prediction'`: how far predictions move (no labels needed)
         threshold:float=0.7, # association at which `groups='auto'` puts features in one group, in (0, 1]
         conditional:bool=False, # shuffle each unit only within strata of the features associated with it
         min_association:float=0.3, # with `conditional`: association a feature needs to be conditioned on
         max_conditioning:int=2, # with `conditional`: at most this many features, strongest first
         n_bins:int=5, # with `conditional`: quantile bins of each continuous feature conditioned on
-        seed:int=None, # makes the result reproducible bit for bit
-        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
-        kind:str='difference', # `'difference'` or `'ratio'` (difference relative to the baseline)
-        show_progress:bool=True, # show a progress bar over features
     ):
         store_attr(but='learn,df,dl')
         check_tabular(learn)
