@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 
-.PHONY: demo test export bench
+.PHONY: demo test export readme bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ export: $(VENV)/.dev-installed
 	$(BIN)/nbdev-export
 	@changed="$$(git status --porcelain)"; if [ -n "$$changed" ]; then \
 	  echo "nbdev-export changed the tree: the exported modules do not match the notebooks"; echo "$$changed"; exit 1; fi
+
+readme:
+	$(PYTHON) tools/readme.py
 
 test: export
 	$(BIN)/nbdev-test --n-workers 2
