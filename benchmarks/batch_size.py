@@ -1,25 +1,18 @@
 """Batch size and speed: the bare forward pass and `learn.validate` at several batch sizes, for networks of
 three widths, and at the batch size `default_bs` picks.
 
-Each time is the best of `--runs` passes over the same rows (the machine is noisy; the best is the least
-disturbed). Run: `python benchmarks/batch_size.py [--rows 80000] [--runs 5]`.
+Each time is the best of `--runs` passes over the same rows, the batch sizes taking turns (the machine is
+noisy; the best is the least disturbed). Run: `python benchmarks/batch_size.py [--rows 80000] [--runs 5]`.
 """
-import argparse, time, warnings
+import argparse, warnings
 import numpy as np, pandas as pd, torch
 from fastai.tabular.all import *
 from fastai_featimp.all import *
+from timing import race
 
 warnings.filterwarnings('ignore')
 SIZES = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
 LAYERS = ([64, 32], [200, 100], [1000, 500])
-
-
-def best_of(f, runs):
-    "The shortest of `runs` timings of `f()`"
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter(); f(); times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def learner(rows, layers):
@@ -50,8 +43,8 @@ def main(rows, runs):
         chosen = default_bs(model, 'cpu')
         with scoring_with(learn, 'rmse'):
             for name, f in (('bare', bare), ('validate', validate)):
-                cells = [f"{best_of(lambda: f(bs), runs)*1000:>8.0f}" for bs in SIZES]
-                cells.append(f"{best_of(lambda: f(chosen), runs)*1000:>8.0f} ({chosen:>5})")
+                times = race({bs: (lambda bs=bs: f(bs)) for bs in (*SIZES, chosen)}, runs)
+                cells = [f"{times[bs]*1000:>8.0f}" for bs in SIZES] + [f"{times[chosen]*1000:>8.0f} ({chosen:>5})"]
                 print(f"{str(layers):<12} {name:<9}" + ''.join(cells))
 
 

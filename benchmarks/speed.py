@@ -9,12 +9,13 @@ All four run in one process on one learner. The machine is noisy, so they take t
 each in turn so that every one meets the same disturbances, and each reports its best round. Run: `make bench` (or
 `python benchmarks/speed.py --rows 100000 --repeats 5 --runs 3`).
 """
-import argparse, time, warnings
+import argparse, warnings
 import numpy as np, pandas as pd, torch
 from fastai.tabular.all import *
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.inspection import permutation_importance as sk_permutation_importance
 from fastai_featimp.all import *
+from timing import race
 
 warnings.filterwarnings('ignore')
 
@@ -37,15 +38,6 @@ def train(df):
     learn = tabular_learner(dls, metrics=rmse)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
     return learn
-
-
-def race(contenders, runs):
-    "The best of `runs` timings, in seconds, of each of `contenders` (name -> function), run in turn each round"
-    times = {name: [] for name in contenders}
-    for _ in range(runs):
-        for name, f in contenders.items():
-            start = time.perf_counter(); f(); times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
 
 
 def snippet(learn, df, features):

@@ -7,11 +7,12 @@ A `tabular_learner` with layers [200, 100] on 20 continuous columns and a 500-le
 the same initial weights again and again; the fits take turns, `--runs` rounds, and each reports its best
 round (the machine is noisy). Run: `python benchmarks/viann_overhead.py [--rows 20000] [--epochs 3] [--runs 3]`.
 """
-import argparse, time, warnings
+import argparse, warnings
 from copy import deepcopy
 import numpy as np, pandas as pd, torch
 from fastai.tabular.all import *
 from fastai_featimp.all import *
+from timing import race
 
 warnings.filterwarnings('ignore')
 SETTINGS = {'without the callback': lambda: [],
@@ -39,15 +40,12 @@ def main(rows, epochs, runs, threads):
     def fit(callbacks):
         learn.model.load_state_dict(start_weights)
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 1e-2, cbs=callbacks())
-    times = {name: [] for name in SETTINGS}
-    for _ in range(runs):
-        for name, setting in SETTINGS.items():
-            start = time.perf_counter(); fit(setting); times[name].append(time.perf_counter() - start)
-    base = min(times['without the callback'])
+    times = race({name: (lambda callbacks=callbacks: fit(callbacks)) for name, callbacks in SETTINGS.items()}, runs)
+    base = times['without the callback']
     print(f"torch {torch.__version__}, {threads} thread(s); {rows:,} rows, {epochs} epochs of "
           f"{len(learn.dls.train)} batches; best of {runs}\n")
     for name, t in times.items():
-        print(f"  {name:<30} {min(t):7.2f} s   {100*(min(t)/base - 1):+6.1f}%")
+        print(f"  {name:<30} {t:7.2f} s   {100*(t/base - 1):+6.1f}%")
 
 
 if __name__ == '__main__':

@@ -6,6 +6,15 @@ from fastai.tabular.all import *
 import fastai_featimp
 
 
+@pytest.fixture(scope='session', autouse=True)
+def one_thread():
+    "Networks this small train fastest on one torch thread, the more so on a shared machine"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_collection_modifyitems(items):
     "Collect only tests defined in the test modules, not fastcore's `test_*` helpers that star-imports bring in"
     items[:] = [i for i in items if getattr(getattr(i, 'function', None), '__module__', None) == i.module.__name__]

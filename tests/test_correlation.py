@@ -7,8 +7,6 @@ from fastai.tabular.all import *
 from fastai_featimp.all import *
 from conftest import train_tabular
 
-torch.set_num_threads(1)  # the tiny networks here train fastest on one thread
-
 
 def by_feature(r): return r.results.set_index('feature')
 

@@ -9,15 +9,6 @@ from fastai.test_utils import synth_learner
 from fastai_featimp.all import *
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    "Networks this small train fastest on one thread, the more so on a shared machine"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def redundant_df(n=1200, seed=0):
     "Regression on `x`, `z` and `grp`; `x_copy` is `x` with a little noise; `noise` has no effect"
     rng = np.random.default_rng(seed)

@@ -5,15 +5,6 @@ from fastai_featimp.all import *
 from fastai_featimp.variance import InputMap, effective_weights
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    "The machine is shared: one torch thread is much faster than contended ones"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def two_matter(n=1200, seed=0):
     "Six continuous inputs and a 30-level categorical; only `a` and `b` drive the target"
     rng = np.random.default_rng(seed)
