@@ -7,7 +7,6 @@ from fastai_featimp.all import *
 from conftest import train_tabular
 from test_permutation import snapshot, assert_unchanged
 
-torch.set_num_threads(1)  # tiny networks train several times faster on one thread of a shared machine
 
 
 def rare_df(n=3000, seed=0):
