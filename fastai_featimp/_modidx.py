@@ -11,6 +11,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'fastai_featimp.core._named': ('core.html#_named', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core._owner': ('core.html#_owner', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.check_tabular': ('core.html#check_tabular', 'fastai_featimp/core.py'),
+                                     'fastai_featimp.core.direction': ('core.html#direction', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.embedding_dims': ('core.html#embedding_dims', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.find_metric': ('core.html#find_metric', 'fastai_featimp/core.py'),
                                      'fastai_featimp.core.group_features': ('core.html#group_features', 'fastai_featimp/core.py'),

@@ -10,8 +10,8 @@ from fastai.tabular.all import *
 
 # %% auto #0
 __all__ = ['Feature', 'is_tabular', 'check_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features',
-           'group_features', 'lower_is_better', 'find_metric', 'preserved', 'reports_on_training', 'scoring_with',
-           'progress']
+           'group_features', 'lower_is_better', 'direction', 'find_metric', 'preserved', 'reports_on_training',
+           'scoring_with', 'progress']
 
 # %% ../nbs/00_core.ipynb #8c07282a
 class Feature:
@@ -112,6 +112,10 @@ _lower_words = ('loss', 'err', 'mse', 'mae', 'msle', 'rmspe', 'mape', 'perplexit
 def lower_is_better(name):
     "Whether a smaller value of the metric called `name` is better (losses and errors)"
     return any(w in name.lower() for w in _lower_words)
+
+def direction(name, higher_is_better=None):
+    "`(higher_is_better, column)` of the metric called `name`: its direction, from its name unless given, and its place in `validate`'s output"
+    return ifnone(higher_is_better, not lower_is_better(name)), 0 if name=='loss' else 1
 
 # %% ../nbs/00_core.ipynb #9ec2131e
 def _bare(name): return name.lstrip('_').lower()

@@ -276,8 +276,7 @@ class ValueImportance:
                 output = prediction_kind(self.learn, preds)
                 name,hib,baseline = deviation_label(output),False,0.
             else:
-                hib = ifnone(self.higher_is_better, not lower_is_better(name))
-                col = 0 if name=='loss' else 1
+                hib,col = direction(name, self.higher_is_better)
                 baseline = eng.score()[col]
             outcomes = []
             for v in progress(self.values, self.show_progress):

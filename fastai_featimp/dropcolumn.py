@@ -95,8 +95,7 @@ class DropColumnImportance(ImportanceResult):
     def compute(self):
         "Train the baseline and one network per unit under every seed, and score them; returns `self`"
         name,_ = find_metric(self.learn, self.metric)
-        hib = ifnone(self.higher_is_better, not lower_is_better(name))
-        col = 0 if name=='loss' else 1
+        hib,col = direction(name, self.higher_is_better)
         perturbs = [None] + self.perturbs
         runs = [(i,j) for i in range(len(perturbs)) for j in range(len(self.seeds))]
         scores = np.zeros((len(perturbs), len(self.seeds)))

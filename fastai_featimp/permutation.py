@@ -111,8 +111,7 @@ class PermutationImportance(ImportanceResult):
                 name,hib,baseline = deviation_label(output),False,0.
                 deviations = np.zeros((len(self.units), eng.data.n), dtype=np.float32)
             else:
-                hib = ifnone(self.higher_is_better, not lower_is_better(name))
-                col = 0 if name=='loss' else 1
+                hib,col = direction(name, self.higher_is_better)
                 baseline = eng.score()[col]
                 if self.kind=='ratio' and baseline==0: raise ValueError("`kind='ratio'` needs a non-zero baseline score")
             scores = np.zeros((len(self.units), self.n_repeats))
