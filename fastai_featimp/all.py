@@ -1,5 +1,8 @@
 "Everything public in fastai_featimp; importing it adds the importance methods to `Learner`"
-from .core import *
+from .association import *
+from .checks import *
+from .units import *
+from .scoring import *
 from .engine import *
 from .result import *
 from .correlation import *

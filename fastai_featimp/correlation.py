@@ -5,133 +5,28 @@ for importances that stay honest when they do."""
 
 # %% ../nbs/04_correlation.ipynb #a1d34ab3
 from __future__ import annotations
-from scipy import stats
 from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 from fastai.tabular.all import *
-from .core import *
+from .checks import *
+from .association import *
+from .units import *
+from .scoring import *
 from .engine import *
 
 # %% auto #0
-__all__ = ['cramers_v', 'correlation_ratio', 'rank_association', 'column_association', 'unit_association', 'feature_association',
-           'check_threshold', 'association_linkage', 'association_clusters', 'FeatureCorrelation', 'split_groups',
-           'merge_associated', 'quantile_bins', 'strata', 'stratified_permutation', 'Conditioning']
-
-# %% ../nbs/04_correlation.ipynb #9e6fc68b
-def _codes(x):
-    "Codes 0..k-1 of the observed values of `x`"
-    return np.unique(np.asarray(x), return_inverse=True)[1].ravel()
-
-def _table_v(table):
-    "Bias-corrected Cramér's V of a contingency `table` with no empty row or column"
-    n = table.sum()
-    r,k = table.shape
-    if min(r, k) < 2 or n < 2: return 0.
-    expected = np.outer(table.sum(1), table.sum(0))/n
-    phi2 = max(0., ((table-expected)**2/expected).sum()/n - (r-1)*(k-1)/(n-1))
-    spread = min(r - (r-1)**2/(n-1), k - (k-1)**2/(n-1)) - 1
-    return float(min(1., np.sqrt(phi2/spread))) if spread > 0 else 0.
-
-def _v(x_codes, y_codes):
-    "Cramér's V of two arrays of codes 0..k-1, all observed"
-    nx,ny = x_codes.max()+1,y_codes.max()+1
-    return _table_v(np.bincount(x_codes*ny + y_codes, minlength=nx*ny).reshape(nx, ny).astype(float))
-
-def _eta(codes, values):
-    "Bias-corrected correlation ratio (Kelley's ε) of `values` on codes 0..k-1, all observed"
-    counts = np.bincount(codes)
-    n,k = len(values),len(counts)
-    centred = values - values.mean()
-    total = (centred**2).sum()
-    if total <= 0 or n <= k: return 0.
-    within = total - (np.bincount(codes, centred)**2/counts).sum()
-    return float(np.sqrt(np.clip(1 - (n-1)/(n-k)*within/total, 0, 1)))
-
-def _abs_corr(x):
-    "Absolute Pearson correlation between the columns of `x`; zero where a column is constant"
-    x = x - x.mean(0)
-    norm = np.sqrt((x**2).sum(0))
-    with np.errstate(invalid='ignore', divide='ignore'): corr = np.abs(x.T @ x / np.outer(norm, norm))
-    corr = np.clip(np.nan_to_num(corr, nan=0.), 0, 1)
-    np.fill_diagonal(corr, 1.)
-    return corr
-
-# %% ../nbs/04_correlation.ipynb #e656f75c
-def cramers_v(x, y):
-    "Bias-corrected Cramér's V (Bergsma 2013) between two categorical arrays"
-    return _v(_codes(x), _codes(y))
-
-def correlation_ratio(categories, values):
-    "Correlation ratio of continuous `values` on `categories`, bias-corrected (Kelley's ε)"
-    return _eta(_codes(categories), np.asarray(values, dtype=float))
-
-def rank_association(x, y):
-    "Absolute Spearman rank correlation between two continuous arrays"
-    return float(_abs_corr(stats.rankdata(np.column_stack([x, y]).astype(float), axis=0))[0, 1])
-
-# %% ../nbs/04_correlation.ipynb #b942f976
-def column_association(data, features):
-    "Association between every pair of tensor columns of `data` (named by `features`), as a DataFrame"
-    n_cat,n_cont = data.cats.shape[1],data.conts.shape[1]
-    names = [None]*(n_cat+n_cont)
-    for f in features.values():
-        for n,i in zip(f.cat_names, f.cat_idx): names[i] = n
-        for n,i in zip(f.cont_names, f.cont_idx): names[n_cat+i] = n
-    cats,conts = data.cats.cpu().numpy(),data.conts.cpu().double().numpy()
-    codes = [_codes(cats[:, i]) for i in range(n_cat)]
-    assoc = np.eye(n_cat+n_cont)
-    assoc[n_cat:, n_cat:] = _abs_corr(stats.rankdata(conts, axis=0)) if n_cont else 1.
-    for i in range(n_cat):
-        for j in range(i): assoc[i,j] = assoc[j,i] = _v(codes[i], codes[j])
-        for j in range(n_cont): assoc[i,n_cat+j] = assoc[n_cat+j,i] = _eta(codes[i], conts[:, j])
-    return pd.DataFrame(assoc, index=names, columns=names)
-
-# %% ../nbs/04_correlation.ipynb #c02ac71d
-def unit_association(columns, units):
-    "Association between every pair of `units` (features or groups): the strongest between their columns"
-    names = [u.name for u in units]
-    assoc = pd.DataFrame(np.eye(len(units)), index=names, columns=names)
-    for i,a in enumerate(units):
-        for j in range(i):
-            assoc.iloc[i,j] = assoc.iloc[j,i] = columns.loc[a.columns, units[j].columns].to_numpy().max()
-    return assoc
-
-def feature_association(engine):
-    "Association between every pair of features of `engine`'s data"
-    return unit_association(column_association(engine.data, engine.features), list(engine.features.values()))
-
-# %% ../nbs/04_correlation.ipynb #1b5f3cfa
-def check_threshold(threshold):
-    "Raise unless `threshold` is an association level in (0, 1]"
-    if not 0 < threshold <= 1: raise ValueError(f"`threshold` must be in (0, 1], got {threshold}")
-
-def association_linkage(assoc):
-    "Single-linkage clustering (scipy) of the features of the association matrix `assoc` on 1 - association"
-    dist = 1 - np.clip(assoc.to_numpy(), 0, 1)
-    dist = (dist + dist.T)/2
-    np.fill_diagonal(dist, 0)
-    return hierarchy.linkage(squareform(dist, checks=False), method='single')
-
-def association_clusters(assoc, threshold=0.7):
-    "The names of `assoc` split into the clusters whose members chain together at association >= `threshold`"
-    check_threshold(threshold)
-    names = list(assoc.index)
-    if len(names) < 2: return [names]
-    labels = hierarchy.fcluster(association_linkage(assoc), 1 - threshold, criterion='distance')
-    return [[n for n,l in zip(names, labels) if l==label] for label in dict.fromkeys(labels)]
+__all__ = ['FeatureCorrelation']
 
 # %% ../nbs/04_correlation.ipynb #d419bec6
 class FeatureCorrelation:
     "Association between every pair of features, their single-linkage clustering, groups and plots"
     def __init__(self, matrix:pd.DataFrame, threshold:float=0.7):
-        check_threshold(threshold)
         store_attr()
         self.linkage = association_linkage(matrix) if len(matrix) > 1 else None
 
     @property
     def groups(self):
         "The groups of features whose association chains reach `threshold`, as `groups=` takes them"
-        return {'+'.join(c): c for c in association_clusters(self.matrix, self.threshold) if len(c) > 1}
+        return {group_name(c): c for c in association_clusters(self.matrix, self.threshold) if len(c) > 1}
 
     def plot(self, kind='dendrogram', ax=None, title=None):
         "A dendrogram with the grouping threshold drawn, or a heatmap (`kind='heatmap'`); returns the Axes"
@@ -140,7 +35,7 @@ class FeatureCorrelation:
         names,n = list(self.matrix.index),len(self.matrix)
         if kind=='dendrogram':
             if ax is None: _,ax = plt.subplots(figsize=(7, 1.2 + 0.32*n))
-            hierarchy.dendrogram(self.linkage, labels=names, orientation='left', ax=ax,
+            hierarchy.dendrogram(self.linkage, labels=[str(n) for n in names], orientation='left', ax=ax,
                                  color_threshold=1-self.threshold, above_threshold_color='grey')
             ax.axvline(1-self.threshold, color='black', ls='--', lw=1)
             ax.text(1-self.threshold, 1.01, f'threshold {self.threshold:g}', transform=ax.get_xaxis_transform(), ha='center', va='bottom')
@@ -150,7 +45,7 @@ class FeatureCorrelation:
             m = self.matrix.loc[order, order]
             if ax is None: _,ax = plt.subplots(figsize=(1.5 + 0.5*n, 1 + 0.5*n))
             img = ax.imshow(m.to_numpy(), vmin=0, vmax=1, cmap='Blues')
-            ax.set_xticks(range(n), order, rotation=90); ax.set_yticks(range(n), order)
+            ax.set_xticks(range(n), [str(o) for o in order], rotation=90); ax.set_yticks(range(n), [str(o) for o in order])
             if n <= 20:
                 for (i,j),v in np.ndenumerate(m.to_numpy()):
                     ax.text(j, i, f'{v:.2f}', ha='center', va='center', fontsize=8, color='white' if v > 0.6 else 'black')
@@ -171,80 +66,8 @@ def feature_correlation(self:Learner,
     bs:int=None, # rows per batch when encoding the data
 ):
     "Association between every pair of features of this tabular learner's data (see `FeatureCorrelation`)"
-    check_threshold(threshold)
-    return FeatureCorrelation(feature_association(Engine(self, df, dl, bs, with_labels=False)), threshold)
-
-# %% ../nbs/04_correlation.ipynb #f4ffe2e0
-def split_groups(groups):
-    "`groups` as `(explicit, auto)`: the explicit groups as a dict, and whether `'auto'` asks for automatic ones"
-    if groups is None: return {},False
-    if isinstance(groups, str):
-        if groups != 'auto': raise ValueError(f"unknown groups {groups!r}; pass 'auto', a dict of name -> features, a list of feature lists, or a list mixing them")
-        return {},True
-    if isinstance(groups, dict): return dict(groups),False
-    explicit,auto = {},False
-    for g in groups:
-        if isinstance(g, str) and g=='auto': auto = True
-        elif isinstance(g, dict): explicit.update(g)
-        else: explicit['+'.join(g) if is_listy(g) else str(g)] = g
-    return explicit,auto
-
-# %% ../nbs/04_correlation.ipynb #70b11772
-def merge_associated(units, columns, threshold=0.7):
-    "`units` with those whose association (from the column association `columns`) chains to `threshold` merged"
-    check_threshold(threshold)
-    if len(units) < 2: raise ValueError(f"`groups='auto'` needs at least two features to group, got {len(units)}")
-    by_name = {u.name: u for u in units}
-    return [merge_features('+'.join(c), [by_name[n] for n in c])
-            for c in association_clusters(unit_association(columns, units), threshold)]
-
-# %% ../nbs/04_correlation.ipynb #43284369
-def quantile_bins(values, n_bins=5):
-    "The quantile bin of every value of a 1-d tensor: `n_bins` bins of equal counts, fewer where values tie"
-    ordered = values.sort().values
-    edges = ordered[(torch.arange(1, n_bins)*len(values))//n_bins].unique()
-    return torch.bucketize(values.contiguous(), edges, right=True)
-
-def strata(data, features, n_bins=5):
-    "The stratum of every row of `data`: its cell in the categories and quantile bins of `features`"
-    ids = torch.zeros(data.n, dtype=torch.long)
-    columns = [data.cats[:, i].cpu() for f in features for i in f.cat_idx] + \
-              [quantile_bins(data.conts[:, i].cpu(), n_bins) for f in features for i in f.cont_idx]
-    for c in columns: ids = torch.unique(ids*(c.max()+1) + c, return_inverse=True)[1]
-    return ids
-
-def stratified_permutation(strata, generator):
-    "A random permutation of the rows that sends each row to a row of the same stratum"
-    noise = torch.rand(len(strata), generator=generator, dtype=torch.float64)
-    shuffled = torch.argsort(strata.double() + noise)
-    perm = torch.empty_like(shuffled)
-    perm[torch.argsort(strata, stable=True)] = shuffled
-    return perm
-
-# %% ../nbs/04_correlation.ipynb #dca4a1d2
-class Conditioning:
-    "For each unit, the features most associated with it, and the strata they cut the rows into"
-    def __init__(self, engine, units, min_association=0.3, max_conditioning=2, n_bins=5):
-        if not 0 < min_association <= 1: raise ValueError(f"`min_association` must be in (0, 1], got {min_association}")
-        if max_conditioning < 1: raise ValueError(f"`max_conditioning` must be at least 1, got {max_conditioning}")
-        if n_bins < 2: raise ValueError(f"`n_bins` must be at least 2, got {n_bins}")
-        self.engine = engine
-        feats,columns = engine.features,column_association(engine.data, engine.features)
-        self.conditioned_on,self.strata,self.notes = {},{},{}
-        for u in units:
-            others = {n: columns.loc[u.columns, f.columns].to_numpy().max()
-                      for n,f in feats.items() if not set(f.columns) & set(u.columns)}
-            on = sorted((n for n in others if others[n] >= min_association), key=lambda n: -others[n])[:max_conditioning]
-            self.conditioned_on[u.name] = on
-            if not on:
-                self.notes[u.name] = f"no feature associated at >= {min_association:g}: plain permutation"
-                continue
-            self.strata[u.name] = strata(engine.data, [feats[n] for n in on], n_bins)
-            alone = (torch.bincount(self.strata[u.name])[self.strata[u.name]]==1).float().mean().item()
-            self.notes[u.name] = f"{alone:.0%} of rows alone in their stratum, not moved" if alone >= 0.01 else ''
-
-    def permutation(self, unit, generator):
-        "A permutation of the rows for `unit`: within its strata, or plain when it has none"
-        s = self.strata.get(unit.name)
-        if s is None: return self.engine.permutation(generator)
-        return stratified_permutation(s, generator).to(self.engine.data.cats.device)
+    check_tabular_learner(self)
+    threshold = check_number('threshold', threshold, 0, 1, low_open=True)
+    with kept(self):
+        eng = Engine(self, df, dl, bs, with_labels=False)
+        return FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold)

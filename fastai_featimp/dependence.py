@@ -7,14 +7,15 @@
 from __future__ import annotations
 import itertools, numbers, secrets
 from fastai.tabular.all import *
-from .core import *
+from .checks import *
+from .units import *
+from .scoring import *
 from .engine import *
 from .result import *
-from .permutation import *
 
 # %% auto #0
-__all__ = ['normalization', 'rounded', 'FeatureValues', 'feature_values', 'substitution', 'output_names', 'PartialDependence',
-           'plot_dependence', 'plot_dependence_2d', 'ValueImportance']
+__all__ = ['normalization', 'rounded', 'FeatureValues', 'feature_values', 'is_hashable', 'substitution', 'output_names',
+           'PartialDependence', 'plot_dependence', 'plot_dependence_2d', 'ValueImportance']
 
 # %% ../nbs/05_dependence.ipynb #018c6b0f
 def normalization(to):
@@ -88,16 +89,21 @@ class FeatureValues:
         return np.isclose(self.decode(data), value, rtol=1e-6, atol=1e-6*self.std)
 
 # %% ../nbs/05_dependence.ipynb #ec8b4957
-def feature_values(learn, engine, name):
-    "`FeatureValues` of the feature `name` of `learn`, with a clear error for a name that is not one"
-    if not isinstance(name, str) or name not in engine.features:
-        raise ValueError(f"unknown feature {name!r}; the features are: {', '.join(engine.features)}")
-    return FeatureValues(learn.dls.train_ds, engine.features[name])
+def feature_values(engine, name):
+    "`FeatureValues` of the feature `name` of `engine`'s learner, with a clear error for a name that is not one"
+    if not is_hashable(name) or name not in engine.features:
+        raise ValueError(f"unknown feature {name!r}; the features are: {', '.join(map(str, engine.features))}")
+    return FeatureValues(engine.to, engine.features[name])
+
+def is_hashable(x):
+    "Whether `x` can be a column name"
+    try: hash(x); return True
+    except TypeError: return False
 
 def substitution(pairs):
     "A `Substitute` setting, in every row, each `FeatureValues` of `pairs` to its raw value"
     pairs = list(pairs)
-    unit = merge_features('+'.join(fv.name for fv,_ in pairs), [fv.feature for fv,_ in pairs])
+    unit = merge_features(group_name(fv.name for fv,_ in pairs), [fv.feature for fv,_ in pairs])
     encoded = [fv.encode(v) for fv,v in pairs]
     return Substitute(unit, sum([cats for cats,_ in encoded], []), sum([conts for _,conts in encoded], []))
 
@@ -109,60 +115,56 @@ def output_names(learn, n_outputs):
     return y_names if len(y_names)==n_outputs else [f'output {i}' for i in range(n_outputs)]
 
 # %% ../nbs/05_dependence.ipynb #76927e94
-class PartialDependence:
-    "Mean prediction of a tabular `learn` with one feature, or two, set to each value of a grid in every row"
-    def __init__(self, learn,
-        feature:str|list, # a feature name, or a list of two for a 2-D grid
+class PartialDependence(Result):
+    "Mean prediction of a tabular learner with one feature, or two, set to each value of a grid in every row"
+    @classmethod
+    def compute(cls, learn,
+        feature, # a feature name, or a list of two for a 2-D grid
         df:pd.DataFrame=None, # raw data (labels not needed), passed through `learn.dls.test_dl`; default: the validation set
         dl=None, # a ready tabular dataloader, instead of `df`
         values:list|dict=None, # values to sweep, in raw units; for two features a dict `{feature: values}`
         n_points:int=20, # number of quantiles swept for a continuous feature without `values`
         ice:bool|int=False, # also keep individual curves (ICE) for a sample of rows: `True` for 50, or how many
         seed:int=None, # picks the rows of the ICE sample
-        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
+        bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over the grid
     ):
-        store_attr('n_points,show_progress')
-        check_tabular(learn)
-        self.features = [feature] if isinstance(feature, str) else list(feature)
-        if len(self.features) not in (1, 2) or len(set(self.features)) < len(self.features):
+        "Predict on the data with the features set to each point of the grid; returns the finished result"
+        check_tabular_learner(learn)
+        features = list(feature) if is_listy(feature) else [feature]
+        if len(features) not in (1, 2) or len(set(features)) < len(features):
             raise ValueError(f"`feature` must be one feature name or a list of two different ones, got {feature!r}")
-        if n_points < 2: raise ValueError(f"`n_points` must be at least 2, got {n_points}")
-        self.n_ice = 0 if ice is False else 50 if ice is True else ice
-        if not isinstance(self.n_ice, int) or self.n_ice < 0: raise ValueError(f"`ice` must be a bool or a number of rows, got {ice!r}")
-        if self.n_ice and len(self.features)==2: raise ValueError("ICE curves need a single feature")
-        self.learn,self.engine = learn,Engine(learn, df, dl, bs, with_labels=False)
-        self.columns = [feature_values(learn, self.engine, f) for f in self.features]
-        if len(self.features)==2 and values is not None and not isinstance(values, dict):
+        n_points,show_progress,seed = check_whole('n_points', n_points, 2),check_flag('show_progress', show_progress),check_seed('seed', seed)
+        n_ice = (50 if ice else 0) if isinstance(ice, (bool, np.bool_)) else check_whole('ice', ice, 0)
+        if n_ice and len(features)==2: raise ValueError("ICE curves need a single feature")
+        if len(features)==2 and values is not None and not isinstance(values, dict):
             raise ValueError("for two features, pass `values` as a dict `{feature: values}`")
-        given = values if isinstance(values, dict) else {self.features[0]: values}
-        unknown = set(given) - set(self.features)
-        if unknown: raise ValueError(f"`values` names {', '.join(map(repr, unknown))}, not among {self.features}")
-        self.values = [fv.grid(self.engine.data, n_points) if given.get(fv.name) is None else fv.check(given[fv.name])
-                       for fv in self.columns]
-        self.index = row_index(learn, df, dl)
-        self.seed = ifnone(seed, secrets.randbits(31))
-
-    def compute(self):
-        "Predict on the data with the features set to each point of the grid; returns `self`"
-        eng,n = self.engine,self.engine.data.n
-        grid = list(itertools.product(*self.values))
-        rows = np.sort(np.random.default_rng(self.seed).choice(n, min(self.n_ice, n), replace=False))
-        means,curves = [],[]
-        with scoring_with(self.learn, 'loss'):
-            for point in progress(grid, self.show_progress):
-                preds = eng.predict(substitution(zip(self.columns, point))).reshape(n, -1).float()
-                means.append(preds.mean(0).cpu().numpy())
-                if self.n_ice: curves.append(preds[torch.as_tensor(rows, device=preds.device)].cpu().numpy())
-        self.output_kind = prediction_kind(self.learn, preds)
-        self.outputs = output_names(self.learn, preds.shape[1])
-        self.results = pd.DataFrame(grid, columns=self.features).assign(**dict(zip(self.outputs, np.stack(means).T)))
-        if self.n_ice:
-            curves = np.stack(curves)
-            self.ice = pd.DataFrame({'row': np.tile(np.asarray(self.index)[rows], len(grid)),
-                                     self.features[0]: np.repeat(self.values[0], len(rows)),
-                                     **{o: curves[:, :, k].ravel() for k,o in enumerate(self.outputs)}})
-        return self
+        seed = ifnone(seed, secrets.randbits(31))
+        with kept(learn):
+            eng = Engine(learn, df, dl, bs, with_labels=False)
+            columns = [feature_values(eng, f) for f in features]
+            given = values if isinstance(values, dict) else {features[0]: values}
+            unknown = set(given) - set(features)
+            if unknown: raise ValueError(f"`values` names {', '.join(map(repr, unknown))}, not among {features}")
+            grid_values = [fv.grid(eng.data, n_points) if given.get(fv.name) is None else fv.check(given[fv.name]) for fv in columns]
+            n = eng.data.n
+            grid = list(itertools.product(*grid_values))
+            rows = np.sort(np.random.default_rng(seed).choice(n, min(n_ice, n), replace=False))
+            scorer = MeanPredictionScorer(learn, torch.as_tensor(rows, dtype=torch.long))
+            answers = eng.evaluate((substitution(zip(columns, point)) for point in grid), scorer, total=len(grid),
+                                   show_progress=show_progress)
+        means = np.stack([m.cpu().numpy() for m,_ in answers])
+        outputs = output_names(learn, means.shape[1])
+        output_kind = prediction_kind(learn, torch.stack([m for m,_ in answers]))
+        results = pd.DataFrame(grid, columns=features).assign(**dict(zip(outputs, means.T)))
+        ice_table = None
+        if n_ice:
+            curves = np.stack([k.cpu().numpy() for _,k in answers])
+            ice_table = pd.DataFrame({'row': np.tile(np.asarray(eng.index)[rows], len(grid)),
+                                      features[0]: np.repeat(grid_values[0], len(rows)),
+                                      **{o: curves[:, :, k].ravel() for k,o in enumerate(outputs)}})
+        return cls(results, features=features, columns=columns, values=grid_values, outputs=outputs,
+                   output_kind=output_kind, ice=ice_table, seed=seed)
 
     def ylabel(self, shown):
         "What the y axis shows for the outputs `shown`, naming the output when there is one"
@@ -182,18 +184,15 @@ class PartialDependence:
         "Line (continuous) or bars (categorical) of the mean prediction, with ICE curves; a heat map for two features"
         shown = self.shown(output)
         if len(self.features)==2: return plot_dependence_2d(self.results, self.features, shown, ax=ax, title=title)
-        return plot_dependence(self.results, self.features[0], self.columns[0].kind, shown, getattr(self, 'ice', None),
+        return plot_dependence(self.results, self.features[0], self.columns[0].kind, shown, self.ice,
                                ylabel=self.ylabel(shown), ax=ax, title=title)
-
-    def __repr__(self): return f"{type(self).__name__}:\n{self.results.to_string(max_rows=30)}"
-    def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
 
 # %% ../nbs/05_dependence.ipynb #8ec09dc6
 @patch
-@delegates(PartialDependence)
+@delegates(PartialDependence.compute)
 def partial_dependence(self:Learner, feature, df=None, **kwargs):
-    "Partial dependence of this tabular learner's predictions on `feature` (or two features; see `PartialDependence`)"
-    return PartialDependence(self, feature, df=df, **kwargs).compute()
+    "Partial dependence of this tabular learner's predictions on `feature` (or two features; see `PartialDependence.compute`)"
+    return PartialDependence.compute(self, feature, df=df, **kwargs)
 
 # %% ../nbs/05_dependence.ipynb #9b9e1ebd
 def plot_dependence(results, feature, kind, outputs, ice=None, ylabel='mean prediction', ax=None, title=None):
@@ -241,75 +240,61 @@ def plot_dependence_2d(results, features, outputs, ax=None, title=None):
     return axs[0] if len(axs)==1 else axs
 
 # %% ../nbs/05_dependence.ipynb #dc4fa88e
-class ValueImportance:
-    "The effect of setting every row's `feature` to each of its values, on the score or the predictions of `learn`"
-    def __init__(self, learn,
-        feature:str, # a categorical or binary feature (or a continuous one, with `values`)
+class ValueImportance(Result):
+    "The effect of setting every row's `feature` to each of its values, on the score or the predictions of a learner"
+    @classmethod
+    def compute(cls, learn,
+        feature, # a categorical or binary feature (or a continuous one, with `values`)
         df:pd.DataFrame=None, # raw data (labelled for `by='metric'`), passed through `learn.dls.test_dl`; default: the validation set
         dl=None, # a ready tabular dataloader, instead of `df`
         values:list=None, # the values to set, in raw units; default: every category, or the distinct values of a binary feature
         by:str='metric', # `'metric'`: how much worse the score gets; `'prediction'`: how far predictions move (no labels needed)
         metric=None, # for `by='metric'`: a metric name, `'loss'`, or a fastai metric or function; default: the first metric
         higher_is_better:bool=None, # the metric's direction; default: from its name
-        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
+        bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over values
     ):
-        store_attr('by,metric,higher_is_better,show_progress')
-        check_tabular(learn)
-        if by not in bys: raise ValueError(f"unknown by {by!r}; choose one of {bys}")
-        self.learn,self.engine = learn,Engine(learn, df, dl, bs, with_labels=by=='metric')
-        self.column = feature_values(learn, self.engine, feature)
-        if values is None:
-            values = self.column.distinct(self.engine.data)
-            if self.column.kind=='continuous' and len(values) > 20:
-                raise ValueError(f"{feature!r} is continuous with {len(values)} distinct values; pass `values=` to choose "
-                                 f"some, or see `learn.partial_dependence`")
-        self.values = self.column.check(values)
-        self.index = row_index(learn, df, dl)
-
-    def compute(self):
-        "Set every row to each value in turn and score or predict; returns `self`"
-        eng = self.engine
-        with scoring_with(self.learn, self.metric) as name:
-            if self.by=='prediction':
-                preds = eng.predict()
-                output = prediction_kind(self.learn, preds)
-                name,hib,baseline = deviation_label(output),False,0.
-            else:
-                hib,col = direction(name, self.higher_is_better)
-                baseline = eng.score()[col]
-            outcomes = []
-            for v in progress(self.values, self.show_progress):
-                perturb = substitution([(self.column, v)])
-                if self.by=='metric': outcomes.append(eng.score(perturb)[col])
-                else: outcomes.append(prediction_deviation(preds, eng.predict(perturb), output).cpu().numpy())
-        had = np.stack([self.column.matches(eng.data, v) for v in self.values])
-        table = pd.DataFrame({'value': self.values, 'count': had.sum(1)})
-        if self.by=='metric': table = table.assign(effect=oriented(baseline, np.array(outcomes), hib), score=outcomes)
-        else:
-            moved = np.stack(outcomes)
-            changed = [m[~h].mean() if (~h).any() else np.nan for m,h in zip(moved, had)]
-            table = table.assign(effect=moved.mean(1), effect_on_changed=changed)
+        "Set every row to each value in turn and score or predict; returns the finished result"
+        check_tabular_learner(learn)
+        by,show_progress = check_choice('by', by, bys),check_flag('show_progress', show_progress)
+        higher_is_better,metric = check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
+        with kept(learn):
+            scorer = make_scorer(learn, by, metric, higher_is_better)
+            if len(scorer.names) > 1: raise ValueError(f"`metric` must name one metric here, got {metric!r}")
+            eng = Engine(learn, df, dl, bs, with_labels=by=='metric')
+            column = feature_values(eng, feature)
+            if values is None:
+                values = column.distinct(eng.data)
+                if column.kind=='continuous' and len(values) > 20:
+                    raise ValueError(f"{feature!r} is continuous with {len(values)} distinct values; pass `values=` to choose "
+                                     f"some, or see `learn.partial_dependence`")
+            values = column.check(values)
+            eng.set_baseline(scorer)
+            answers = eng.evaluate((substitution([(column, v)]) for v in values), scorer, total=len(values), show_progress=show_progress)
+        had = np.stack([column.matches(eng.data, v) for v in values])
+        effect = scorer.worse(np.stack([scorer.summary(a) for a in answers]))[:, 0]
+        table = pd.DataFrame({'value': values, 'count': had.sum(1), 'effect': effect})
+        if by=='metric': table['score'] = [a[0] for a in answers]
+        else: table['effect_on_changed'] = [a[~h].mean() if (~h).any() else np.nan for a,h in zip(answers, had)]
         order = np.argsort(-table.effect.values, kind='stable')
-        self.results = table.iloc[order].reset_index(drop=True)
-        if self.by=='prediction': self.deviations = pd.DataFrame(moved[order].T, index=self.index, columns=self.results.value.tolist())
-        self.baseline,self.metric_name,self.higher_is_better = baseline,name,hib
-        self.label = f"{name}{'' if self.by=='prediction' else ' decrease' if hib else ' increase'} with every row set to the value"
-        return self
+        results = table.iloc[order].reset_index(drop=True)
+        deviations = None if by=='metric' else pd.DataFrame(np.stack(answers)[order].T, index=eng.index, columns=results.value.tolist())
+        name = scorer.names[0]
+        return cls(results, column=column, by=by, deviations=deviations, baseline=scorer.baseline[0], metric_name=name,
+                   higher_is_better=scorer.higher_is_better[0], label=scorer.label(name, 'with every row set to the value'))
+
+    def _title(self): return f"{type(self).__name__} of {self.column.name!r}"
 
     def plot(self, top=20, kind='bar', ax=None, title=None):
         "Bars of each value's effect (boxes of the per-row deviations with `by='prediction'`), labelled with its count"
         table = pd.DataFrame({'feature': [f'{v} (n={c})' for v,c in zip(self.results.value, self.results['count'])],
                               'importance': self.results.effect, 'type': self.column.kind})
-        scores = self.deviations.T.values if self.by=='prediction' else None
-        return plot_importance(table, scores, top=top, kind=kind, ax=ax, xlabel=self.label, title=title or self.column.name)
-
-    def __repr__(self): return f"{type(self).__name__} of {self.column.name!r}:\n{self.results.to_string(max_rows=30)}"
-    def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
+        scores = None if self.deviations is None else self.deviations.T.values
+        return plot_importance(table, scores, top=top, kind=kind, ax=ax, xlabel=self.label, title=title or str(self.column.name))
 
 # %% ../nbs/05_dependence.ipynb #9c96e971
 @patch
-@delegates(ValueImportance)
+@delegates(ValueImportance.compute)
 def value_importance(self:Learner, feature, df=None, **kwargs):
-    "The effect of each value of `feature` when every row is set to it (see `ValueImportance`)"
-    return ValueImportance(self, feature, df=df, **kwargs).compute()
+    "The effect of each value of `feature` when every row is set to it (see `ValueImportance.compute`)"
+    return ValueImportance.compute(self, feature, df=df, **kwargs)

@@ -8,13 +8,14 @@ import tempfile
 from contextlib import contextmanager
 from copy import deepcopy
 from fastai.tabular.all import *
-from .core import *
+from .checks import *
+from .units import *
+from .scoring import *
 from .engine import *
 from .result import *
-from .permutation import *
 
 # %% auto #0
-__all__ = ['fixed_weights', 'reinitialise', 'PerturbInputs', 'random_state_kept', 'DropColumnImportance']
+__all__ = ['fixed_weights', 'reinitialise', 'PerturbInputs', 'DropColumnImportance', 'retrained']
 
 # %% ../nbs/07_dropcolumn.ipynb #dd64c485
 def fixed_weights(model):
@@ -36,80 +37,69 @@ def reinitialise(model):
 class PerturbInputs(Callback):
     "Apply a perturbation that needs only the batch, such as `Substitute`, to the inputs of every batch"
     def __init__(self, perturb): store_attr()
-    def before_batch(self): self.learn.xb = tuple(self.perturb(None, None, *self.xb))
+    def before_batch(self):
+        cats,conts = [x.clone() for x in self.xb]
+        self.perturb(None, None, cats, conts)
+        self.learn.xb = (cats, conts)
 
 # %% ../nbs/07_dropcolumn.ipynb #ffbba961
-@contextmanager
-def random_state_kept():
-    "Restore the state of `random`, NumPy and PyTorch's random streams on exit (fastai's `no_random` without seeding)"
-    states = get_random_states()
-    try: yield
-    finally: set_random_states(**states)
-
-# %% ../nbs/07_dropcolumn.ipynb #fad5d084
-def _neutral(unit, train_means):
-    "A `Substitute` that makes `unit` carry nothing: codes to the missing level, values to the training mean"
-    return Substitute(unit, [0]*len(unit.cat_idx), train_means[unit.cont_idx].tolist())
-
-# %% ../nbs/07_dropcolumn.ipynb #d8a19c3b
 class DropColumnImportance(ImportanceResult):
-    "Drop-column importance: retrain `learn`'s architecture by the same recipe without each feature, against a baseline"
-    def __init__(self, learn,
+    "Drop-column importance: retrain a learner's architecture by the same recipe without each feature, against a baseline"
+    @classmethod
+    def compute(cls, learn,
         fit:callable, # trains a learner in place, e.g. `lambda l: l.fit_one_cycle(5, 1e-2)`
         groups:dict|list|str=None, # features to drop together, e.g. `{'location': ['lat', 'lon']}`; `'auto'` groups associated ones
         threshold:float=0.7, # association at which `groups='auto'` puts features in one group, in (0, 1]
         seeds:list=(0, 1, 2), # one training per seed for each unit and for the baseline
         df:pd.DataFrame=None, # raw labelled data to score on, passed through `learn.dls.test_dl`; default: the validation set
         dl=None, # a ready tabular dataloader to score on, instead of `df`
-        metric=None, # a metric name, `'loss'`, or a fastai metric or function; default: the first metric, else the loss
+        metric=None, # a metric name, `'loss'`, a fastai metric or function, a list of them, or `'all'`; default: the first metric, else the loss
         higher_is_better:bool=None, # the metric's direction; default: from its name (losses and errors are lower-better)
         show_progress:bool=True, # show a progress bar over the trainings
     ):
-        check_tabular(learn)
-        if not callable(fit): raise TypeError(f"`fit` must be a callable that trains a learner, e.g. `lambda l: l.fit_one_cycle(5, 1e-2)`; got {fit!r}")
-        if not is_listy(seeds) or len(seeds)==0: raise ValueError(f"`seeds` must be a non-empty list of ints, e.g. (0, 1, 2); got {seeds!r}")
-        if len(set(seeds)) < len(seeds): raise ValueError(f"`seeds` has repeats, which would give identical trainings: {seeds!r}")
+        "Train the baseline and one network per unit under every seed, and score them; returns the finished result"
+        check_tabular_learner(learn)
+        fit,seeds = check_fit(fit, learn),check_seeds('seeds', seeds)
+        threshold = check_number('threshold', threshold, 0, 1, low_open=True)
+        show_progress,higher_is_better,metric = check_flag('show_progress', show_progress),check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
         if len(learn.dls.train_ds)==0: raise ValueError("drop-column importance retrains the network, so it needs the learner's training data; this learner has none (a learner from `load_learner` keeps only its model and procs)")
         fixed = fixed_weights(learn.model)
         if fixed: raise TypeError(f"cannot retrain this model afresh: weight(s) {', '.join(map(repr, fixed))} belong to a layer with no `reset_parameters`")
-        find_metric(learn, metric)
-        store_attr(but='learn,df,dl,seeds')
-        with random_state_kept():  # building the loader draws from `random`
-            self.learn,self.seeds,self.engine = learn,list(seeds),Engine(learn, df, dl)
-            self.units = feature_units(self.engine, groups, threshold)
-        train_means = tensor(learn.dls.train_ds.conts.to_numpy(dtype=np.float32).mean(0))
-        self.perturbs = [_neutral(u, train_means) for u in self.units]
-
-    def retrained_score(self, perturb, seed, path, col):
-        "Score on the engine's data of a fresh copy of the network trained by `fit` under `seed`, fed through `perturb`"
-        learn = self.learn
-        with no_random(seed, reproducible=True):
-            dls = DataLoaders(*[dl.new() for dl in learn.dls.loaders], path=path)
-            new = Learner(dls, reinitialise(deepcopy(learn.model)), loss_func=deepcopy(learn.loss_func),
-                          opt_func=learn.opt_func, lr=learn.lr, splitter=learn.splitter, metrics=deepcopy(learn.metrics),
-                          path=path, model_dir=learn.model_dir, wd=learn.wd, wd_bn_bias=learn.wd_bn_bias,
-                          train_bn=learn.train_bn, moms=learn.moms)
-            with new.no_bar(), new.no_logging(), new.added_cbs(L(PerturbInputs(perturb)) if perturb else L()): self.fit(new)
-        with scoring_with(new, self.metric): return new.validate(dl=self.engine.loader(perturb))[col]
-
-    def compute(self):
-        "Train the baseline and one network per unit under every seed, and score them; returns `self`"
-        name,_ = find_metric(self.learn, self.metric)
-        hib,col = direction(name, self.higher_is_better)
-        perturbs = [None] + self.perturbs
-        runs = [(i,j) for i in range(len(perturbs)) for j in range(len(self.seeds))]
-        scores = np.zeros((len(perturbs), len(self.seeds)))
-        with preserved(self.learn), tempfile.TemporaryDirectory() as path:
-            for i,j in progress(runs, self.show_progress):
-                scores[i,j] = self.retrained_score(perturbs[i], self.seeds[j], path, col)
+        with kept(learn), tempfile.TemporaryDirectory() as path:
+            scorer = make_scorer(learn, 'metric', metric, higher_is_better)
+            eng = Engine(learn, df, dl)
+            units = eng.units(groups, threshold)
+            perturbs = [None] + [eng.neutral(u) for u in units]
+            runs = [(i,j) for i in range(len(perturbs)) for j in range(len(seeds))]
+            scores = np.zeros((len(perturbs), len(seeds), len(scorer.names)))
+            for i,j in progress(runs, show_progress):
+                new = retrained(learn, fit, perturbs[i], seeds[j], path)
+                scores[i,j] = eng.evaluate([ifnone(perturbs[i], Identity())], scorer, learn=new)[0]
         baseline_scores,dropped = scores[0],scores[1:]
-        self.label = f"{name} {'decrease' if hib else 'increase'} when dropped and retrained"
-        return self.record(self.units, oriented(baseline_scores, dropped, hib), baseline=baseline_scores.mean(),
-                           baseline_scores=baseline_scores, metric_name=name, higher_is_better=hib)
+        worse = np.stack([scorer.worse(dropped[:, j], baseline_scores[j]) for j in range(len(seeds))], 1)
+        labels = {n: scorer.label(n, 'when dropped and retrained') for n in scorer.names}
+        one = len(scorer.names)==1
+        return cls.from_scores(units, worse, label=labels[scorer.names[0]] if one else labels, metrics=scorer.names,
+                               baseline=baseline_scores.mean(0)[0] if one else dict(zip(scorer.names, baseline_scores.mean(0))),
+                               baseline_scores=baseline_scores[:, 0] if one else baseline_scores,
+                               metric_name=scorer.names[0] if one else scorer.names, perturbs=perturbs[1:],
+                               higher_is_better=scorer.higher_is_better[0] if one else scorer.higher_is_better)
 
-# %% ../nbs/07_dropcolumn.ipynb #5954fc42
+# %% ../nbs/07_dropcolumn.ipynb #fad5d084
+def retrained(learn, fit, perturb, seed, path):
+    "A fresh copy of `learn`'s network trained by `fit` under `seed`, fed through `perturb`, with `path` as its folder"
+    with no_random(seed, reproducible=True):
+        dls = DataLoaders(*[dl.new() for dl in learn.dls.loaders], path=path)
+        new = Learner(dls, reinitialise(deepcopy(learn.model)), loss_func=deepcopy(learn.loss_func),
+                      opt_func=learn.opt_func, lr=learn.lr, splitter=learn.splitter, metrics=deepcopy(learn.metrics),
+                      path=path, model_dir=learn.model_dir, wd=learn.wd, wd_bn_bias=learn.wd_bn_bias,
+                      train_bn=learn.train_bn, moms=learn.moms)
+        with new.no_bar(), new.no_logging(), new.added_cbs(L(PerturbInputs(perturb)) if perturb else L()): fit(new)
+    return new
+
+# %% ../nbs/07_dropcolumn.ipynb #d8a19c3b
 @patch
-@delegates(DropColumnImportance)
+@delegates(DropColumnImportance.compute)
 def drop_column_importance(self:Learner, fit, **kwargs):
-    "Drop-column importance of each feature: the network retrained without it, per seed (see `DropColumnImportance`)"
-    return DropColumnImportance(self, fit, **kwargs).compute()
+    "Drop-column importance of each feature: the network retrained without it, per seed (see `DropColumnImportance.compute`)"
+    return DropColumnImportance.compute(self, fit, **kwargs)

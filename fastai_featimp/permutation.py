@@ -7,138 +7,163 @@ without labels, how far its predictions move."""
 from __future__ import annotations
 import secrets
 from fastai.tabular.all import *
-from .core import *
+from .checks import *
+from .units import *
+from .scoring import *
 from .engine import *
 from .result import *
-from .correlation import *
 
 # %% auto #0
-__all__ = ['kinds', 'bys', 'oriented', 'prediction_kind', 'prediction_deviation', 'row_index', 'deviation_label', 'feature_units',
+__all__ = ['quantile_bins', 'strata', 'stratified_permutation', 'Conditioning', 'answers_per_row', 'subsample',
            'PermutationImportance']
 
-# %% ../nbs/03_permutation.ipynb #d31e7346
-kinds = ('difference', 'ratio')
-
-def oriented(baseline, value, higher_is_better, kind='difference'):
-    "How much worse `value` is than `baseline`: positive when the model got worse"
-    diff = np.asarray(baseline) - value if higher_is_better else np.asarray(value) - baseline
-    return diff if kind=='difference' else diff/abs(baseline)
-
-# %% ../nbs/03_permutation.ipynb #9ba25fe6
-bys = ('metric', 'prediction')
-
-def prediction_kind(learn, preds):
-    "How `learn`'s `preds` compare: 'classes' (softmax probabilities), 'binary' (sigmoid probabilities) or 'values'"
-    act = getcallable(learn.loss_func, 'activation')
-    if getattr(act, '__func__', act) in (noop, noops): return 'values'
-    preds = preds.reshape(len(preds), -1)
-    sums_to_one = torch.allclose(preds.sum(1).float(), preds.new_ones(len(preds)).float(), atol=1e-3)
-    return 'classes' if preds.shape[1] > 1 and sums_to_one else 'binary'
-
-def prediction_deviation(preds, perturbed, kind):
-    "Per row, how far `perturbed` is from `preds`: total variation distance for probabilities, else mean |difference|"
-    diff = (perturbed - preds).abs().reshape(len(preds), -1).float()
-    return 0.5*diff.sum(1) if kind=='classes' else diff.mean(1)
-
-def row_index(learn, df=None, dl=None):
-    "The index of the rows an `Engine` on `df` or `dl` (default: the validation set) encodes, in order"
-    return df.index if df is not None else ifnone(dl, learn.dls.valid).dataset.items.index
-
-def deviation_label(kind):
-    "What `prediction_deviation` measures for predictions of `kind`"
-    return 'mean |Δ prediction|' if kind=='values' else 'mean TVD of class probabilities'
-
 # %% ../nbs/03_permutation.ipynb #525b35cf
-def feature_units(engine, groups=None, threshold=0.7):
-    "The units to perturb for `engine`'s data: its features, with each of `groups` merged, and with `'auto'` associated ones"
-    check_threshold(threshold)
-    explicit,auto = split_groups(groups)
-    units = group_features(engine.features, explicit)
-    return merge_associated(units, column_association(engine.data, engine.features), threshold) if auto else units
+def quantile_bins(values, n_bins=5):
+    "The quantile bin of every value of a 1-d tensor: `n_bins` bins of equal counts, fewer where values tie"
+    ordered = values.sort().values
+    edges = ordered[(torch.arange(1, n_bins)*len(values))//n_bins].unique()
+    return torch.bucketize(values.contiguous(), edges, right=True)
 
-# %% ../nbs/03_permutation.ipynb #e5d9f295
+def strata(data, features, n_bins=5):
+    "The stratum of every row of `data`: its cell in the categories and quantile bins of `features`"
+    ids = torch.zeros(data.n, dtype=torch.long)
+    columns = [data.cats[:, i].cpu() for f in features for i in f.cat_idx] + \
+              [quantile_bins(data.conts[:, i].cpu(), n_bins) for f in features for i in f.cont_idx]
+    for c in columns: ids = torch.unique(ids*(c.max()+1) + c, return_inverse=True)[1]
+    return ids
+
+def stratified_permutation(strata, generator):
+    "A random permutation of the rows that sends each row to a row of the same stratum"
+    noise = torch.rand(len(strata), generator=generator, dtype=torch.float64)
+    shuffled = torch.argsort(strata.double() + noise)
+    perm = torch.empty_like(shuffled)
+    perm[torch.argsort(strata, stable=True)] = shuffled
+    return perm
+
+# %% ../nbs/03_permutation.ipynb #a93d345f
+class Conditioning:
+    "For each unit, the features most associated with it, and the strata they cut the rows into"
+    def __init__(self, engine, units, columns, min_association=0.3, max_conditioning=2, n_bins=5):
+        self.engine = engine
+        feats = engine.features
+        assoc = engine.unit_association(list(units) + list(feats.values()), columns).to_numpy()[:len(units), len(units):]
+        self.conditioned_on,self.strata,self.notes = {},{},{}
+        for u,row in zip(units, assoc):
+            others = {n: a for (n,f),a in zip(feats.items(), row) if not set(f.columns) & set(u.columns)}
+            on = sorted((n for n in others if others[n] >= min_association), key=lambda n: -others[n])[:max_conditioning]
+            self.conditioned_on[u.name] = on
+            if not on:
+                self.notes[u.name] = f"no feature associated at >= {min_association:g}: plain permutation"
+                continue
+            self.strata[u.name] = strata(engine.data, [feats[n] for n in on], n_bins)
+            alone = (torch.bincount(self.strata[u.name])[self.strata[u.name]]==1).float().mean().item()
+            self.notes[u.name] = f"{alone:.0%} of rows alone in their stratum, not moved" if alone >= 0.01 else ''
+
+    def permutation(self, unit, generator, rows=None):
+        "A permutation of `rows` (default: all) for `unit`, as source rows: within its strata, or plain when it has none"
+        s = self.strata.get(unit.name)
+        if s is None: return self.engine.permutation(generator, rows)
+        if rows is None: return stratified_permutation(s, generator).to(self.engine.data.device)
+        return rows[stratified_permutation(s[rows.cpu()], generator).to(self.engine.data.device)]
+
+# %% ../nbs/03_permutation.ipynb #6872b83d
+def answers_per_row(answers, rows, n):
+    "Per-row answers on all `n` rows, NaN where a repeat's subsample left a row out"
+    out = []
+    for k,a in enumerate(answers):
+        r = rows[k % len(rows)]
+        if r is None: out.append(np.asarray(a, dtype=float)); continue
+        full = np.full(n, np.nan); full[r.cpu().numpy()] = a; out.append(full)
+    return out
+
+# %% ../nbs/03_permutation.ipynb #8ac5165e
+def subsample(n, max_rows, n_repeats, generator):
+    "For each repeat, the rows to use: all (`None`) when `max_rows` is `None`, else a sorted random subset"
+    if max_rows is None: return [None]*n_repeats
+    m = max(2, min(n, max_rows if isinstance(max_rows, (int, np.integer)) else math.ceil(max_rows*n)))
+    return [torch.randperm(n, generator=generator)[:m].sort().values for _ in range(n_repeats)]
+
+# %% ../nbs/03_permutation.ipynb #344c30b0
 class PermutationImportance(ImportanceResult):
-    "Permutation importance of the features of a fastai tabular `learn`, scored through `learn.validate`"
-    def __init__(self, learn,
+    "Permutation importance of the features of a fastai tabular learner, scored by its own loss and metrics"
+    @classmethod
+    def compute(cls, learn,
         df:pd.DataFrame=None, # raw data (labelled for `by='metric'`), passed through `learn.dls.test_dl`; default: the validation set
         dl=None, # a ready tabular dataloader, instead of `df`
         n_repeats:int=5, # permutations per feature
-        metric=None, # a metric name, `'loss'`, or a fastai metric or function; default: the first metric, else the loss
+        metric=None, # a metric name, `'loss'`, a fastai metric or function, a list of them, or `'all'`; default: the first metric, else the loss
         higher_is_better:bool=None, # the metric's direction; default: from its name (losses and errors are lower-better)
         groups:dict|list|str=None, # features to shuffle together, e.g. `{'location': ['lat', 'lon']}`; `'auto'` groups associated ones
         seed:int=None, # makes the result reproducible bit for bit
-        bs:int=None, # rows per batch; default: `default_bs`, from the width of the model and the device
-        kind:str='difference', # `'difference'` or `'ratio'` (difference relative to the baseline)
-        show_progress:bool=True, # show a progress bar over features
+        bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
+        relative:bool=False, # report the change relative to the baseline score instead of the difference
+        show_progress:bool=True, # show a progress bar over the perturbations
         by:str='metric', # `'metric'`: how much worse the score gets; `'prediction'`: how far predictions move (no labels needed)
+        max_rows:int|float=None, # rows drawn afresh for each repeat: a number, or a fraction of the data; default: all
         threshold:float=0.7, # association at which `groups='auto'` puts features in one group, in (0, 1]
         conditional:bool=False, # shuffle each unit only within strata of the features associated with it
         min_association:float=0.3, # with `conditional`: association a feature needs to be conditioned on
         max_conditioning:int=2, # with `conditional`: at most this many features, strongest first
         n_bins:int=5, # with `conditional`: quantile bins of each continuous feature conditioned on
     ):
-        store_attr(but='learn,df,dl')
-        check_tabular(learn)
-        if not isinstance(n_repeats, int) or n_repeats < 1: raise ValueError(f"`n_repeats` must be a whole number, at least 1, got {n_repeats!r}")
-        if kind not in kinds: raise ValueError(f"unknown kind {kind!r}; choose one of {kinds}")
-        if by not in bys: raise ValueError(f"unknown by {by!r}; choose one of {bys}")
-        if by=='prediction' and kind=='ratio': raise ValueError("`kind='ratio'` needs `by='metric'`: prediction deviations have no baseline")
-        self.learn,self.engine = learn,Engine(learn, df, dl, bs, with_labels=by=='metric')
-        self.index = row_index(learn, df, dl)
-        self.units = feature_units(self.engine, groups, threshold)
-        self.conditioning = Conditioning(self.engine, self.units, min_association, max_conditioning, n_bins) if conditional else None
-        self.seed = ifnone(seed, secrets.randbits(31))
+        "Shuffle each unit `n_repeats` times and score the model on it; returns the finished result"
+        check_tabular_learner(learn)
+        n_repeats,seed = check_whole('n_repeats', n_repeats),check_seed('seed', seed)
+        relative,show_progress,conditional = [check_flag(n, v) for n,v in
+                                              (('relative', relative), ('show_progress', show_progress), ('conditional', conditional))]
+        by,higher_is_better,metric = check_choice('by', by, bys),check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
+        threshold = check_number('threshold', threshold, 0, 1, low_open=True)
+        min_association = check_number('min_association', min_association, 0, 1, low_open=True)
+        max_conditioning,n_bins = check_whole('max_conditioning', max_conditioning),check_whole('n_bins', n_bins, 2)
+        if max_rows is not None and not (isinstance(max_rows, float) and 0 < max_rows <= 1): max_rows = check_whole('max_rows', max_rows, 2)
+        if by=='prediction' and relative: raise ValueError("`relative=True` needs `by='metric'`: prediction deviations have no baseline")
+        seed = ifnone(seed, secrets.randbits(31))
+        with kept(learn):
+            scorer = make_scorer(learn, by, metric, higher_is_better)
+            eng = Engine(learn, df, dl, bs, with_labels=by=='metric')
+            columns = eng.association() if conditional or split_groups(groups)[1] else None
+            units = eng.units(groups, threshold) if columns is None else \
+                    resolve_units(eng.features, groups, threshold, lambda us: eng.unit_association(us, columns))
+            cond = Conditioning(eng, units, columns, min_association, max_conditioning, n_bins) if conditional else None
+            gen = torch.Generator().manual_seed(seed)
+            rows = subsample(eng.data.n, max_rows, n_repeats, gen)
+            eng.set_baseline(scorer)
+            baselines = [scorer.baseline if r is None else eng.evaluate([Identity(r)], scorer)[0] for r in rows]
+            def perturbations():
+                for u in units:
+                    for r in rows:
+                        yield Permute(u, cond.permutation(u, gen, r) if conditional else eng.permutation(gen, r), r)
+            answers = eng.evaluate(perturbations(), scorer, total=len(units)*n_repeats, show_progress=show_progress)
+        values = np.stack([scorer.summary(a) for a in answers]).reshape(len(units), n_repeats, -1)
+        if relative and np.any(np.asarray(baselines)==0): raise ValueError("`relative=True` needs a non-zero baseline score")
+        scores = np.stack([scorer.worse(values[:, r], None if rows[r] is None else baselines[r], relative) for r in range(n_repeats)], 1)
+        what = 'when shuffled' + (' (relative)' if relative else '')
+        labels = {n: scorer.label(n, what) for n in scorer.names}
+        res = cls.from_scores(units, scores, label=labels if len(labels) > 1 else labels[scorer.names[0]],
+                              metrics=scorer.names, baseline=scorer.baseline[0] if len(scorer.names)==1 else dict(zip(scorer.names, scorer.baseline)),
+                              metric_name=scorer.names[0] if len(scorer.names)==1 else scorer.names,
+                              higher_is_better=scorer.higher_is_better[0] if len(scorer.names)==1 else scorer.higher_is_better,
+                              by=by, seed=seed, max_rows=max_rows, conditional=conditional, relative=relative)
+        if conditional:
+            res.results['conditioned_on'] = res.results.feature.map(cond.conditioned_on)
+            res.results['note'] = res.results.feature.map(cond.notes)
+        if by=='prediction':
+            per_row = np.stack(answers_per_row(answers, rows, eng.data.n)).reshape(len(units), n_repeats, -1)
+            with np.errstate(invalid='ignore'): mean = np.nanmean(per_row, 1)
+            names = [u.name for u in units]
+            res.deviations = pd.DataFrame(mean[[names.index(f) for f in res.results.feature]].T, index=eng.index,
+                                          columns=list(res.results.feature))
+        return res
 
-    def permutation(self, unit, generator):
-        "A random permutation of the rows for `unit`: within its strata when `conditional`, else plain"
-        return self.conditioning.permutation(unit, generator) if self.conditional else self.engine.permutation(generator)
-
-    def record(self, units, scores, **info):
-        "Record as `ImportanceResult` does; when `conditional`, with the features each unit was conditioned on"
-        super().record(units, scores, **info)
-        if self.conditional:
-            self.results['conditioned_on'] = self.results.feature.map(self.conditioning.conditioned_on)
-            self.results['note'] = self.results.feature.map(self.conditioning.notes)
-        return self
-
-    def compute(self):
-        "Shuffle each unit `n_repeats` times and score it (or measure how far predictions move); returns `self`"
-        eng,gen = self.engine,torch.Generator().manual_seed(self.seed)
-        with scoring_with(self.learn, self.metric) as name:
-            if self.by=='prediction':
-                preds = eng.predict()
-                output = prediction_kind(self.learn, preds)
-                name,hib,baseline = deviation_label(output),False,0.
-                deviations = np.zeros((len(self.units), eng.data.n), dtype=np.float32)
-            else:
-                hib,col = direction(name, self.higher_is_better)
-                baseline = eng.score()[col]
-                if self.kind=='ratio' and baseline==0: raise ValueError("`kind='ratio'` needs a non-zero baseline score")
-            scores = np.zeros((len(self.units), self.n_repeats))
-            for i in progress(range(len(self.units)), self.show_progress):
-                for r in range(self.n_repeats):
-                    perturb = Permute(self.units[i], self.permutation(self.units[i], gen))
-                    if self.by=='metric': scores[i,r] = eng.score(perturb)[col]
-                    else:
-                        moved = prediction_deviation(preds, eng.predict(perturb), output).cpu().numpy()
-                        scores[i,r] = moved.mean(); deviations[i] += moved/self.n_repeats
-        verb = '' if self.by=='prediction' else ' decrease' if hib else ' increase'
-        self.label = f"{name}{verb} when shuffled" + (' (relative)' if self.kind=='ratio' else '')
-        self.record(self.units, oriented(baseline, scores, hib, self.kind), baseline=baseline,
-                    metric_name=name, higher_is_better=hib)
-        if self.by=='prediction':
-            order = [[u.name for u in self.units].index(f) for f in self.results.feature]
-            self.deviations = pd.DataFrame(deviations[order].T, index=self.index, columns=list(self.results.feature))
-        return self
-
-    def plot(self, top=20, kind='bar', ax=None, title=None):
+    def plot(self, top=20, kind='bar', ax=None, title=None, metric=None):
         "Bars with 95% intervals, or boxes of the per-repeat scores (per-row deviations with `by='prediction'`)"
-        scores = self.deviations.T.values if self.by=='prediction' else self.scores
-        return plot_importance(self.results, scores, top=top, kind=kind, ax=ax, xlabel=self.label, title=title)
+        if self.by!='prediction': return super().plot(top, kind, ax, title, metric)
+        self._rows(metric)
+        return plot_importance(self.results, self.deviations.T.values, top=top, kind=kind, ax=ax, xlabel=self.label, title=title)
 
-# %% ../nbs/03_permutation.ipynb #a93d345f
+# %% ../nbs/03_permutation.ipynb #1e1d395d
 @patch
-@delegates(PermutationImportance)
+@delegates(PermutationImportance.compute)
 def permutation_importance(self:Learner, df=None, dl=None, **kwargs):
-    "Permutation importance of each feature of this tabular learner (see `PermutationImportance`)"
-    return PermutationImportance(self, df=df, dl=dl, **kwargs).compute()
+    "Permutation importance of each feature of this tabular learner (see `PermutationImportance.compute`)"
+    return PermutationImportance.compute(self, df=df, dl=dl, **kwargs)

@@ -9,7 +9,7 @@ from scipy import stats
 from fastcore.basics import store_attr
 
 # %% auto #0
-__all__ = ['type_colours', 'summarise', 'ImportanceResult', 'plot_importance']
+__all__ = ['type_colours', 'summarise', 'Result', 'check_top', 'importance_table', 'ImportanceResult', 'plot_importance']
 
 # %% ../nbs/02_result.ipynb #6ffe9559
 def summarise(scores, level=0.95):
@@ -22,36 +22,65 @@ def summarise(scores, level=0.95):
     return mean,std,mean-half,mean+half
 
 # %% ../nbs/02_result.ipynb #457b3d55
-class ImportanceResult:
-    "Importances of features as plain data: `.results` sorted by importance, `.scores` raw, and plots"
-    label,results,scores = 'importance',None,None
-    def record(self, units, scores, **info):
-        "Store the importance `scores` (units × repeats) of `units`, sorted, with `info` as attributes"
-        store_attr(**info)
-        scores = np.asarray(scores, dtype=float).reshape(len(units), -1)
-        mean,std,lo,hi = summarise(scores)
+class Result:
+    "A finished result: the `.results` table, shown as text and as HTML"
+    def __init__(self, results, **info): store_attr('results'); store_attr(**info)
+    def _title(self): return type(self).__name__
+    def __repr__(self): return f"{self._title()}:\n{self.results.to_string(max_rows=30)}"
+    def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
+
+# %% ../nbs/02_result.ipynb #69315f12
+def check_top(top):
+    "Raise unless `top` is a whole number of rows to show, at least 1"
+    if isinstance(top, (bool, np.bool_)) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"`top` must be a whole number of rows, at least 1, got {top!r}")
+    return int(top)
+
+def importance_table(units, scores, metrics=None):
+    "The sorted table and raw scores of `units` from `scores` (units × repeats, or units × repeats × metrics)"
+    scores = np.asarray(scores, dtype=float)
+    scores = scores.reshape(len(units), -1, 1) if metrics is None else scores.reshape(len(units), -1, len(metrics))
+    tables,raw = [],[]
+    for k in range(scores.shape[2]):
+        s = scores[:, :, k]
+        mean,std,lo,hi = summarise(s)
         order = np.argsort(-mean, kind='stable')
-        self.results = pd.DataFrame({
+        table = pd.DataFrame({
             'feature':    [units[i].name for i in order],
             'importance': mean[order], 'std': std[order], 'ci_low': lo[order], 'ci_high': hi[order],
             'type':       [units[i].kind for i in order],
             'columns':    [units[i].columns for i in order],
             'emb_dim':    [units[i].emb_dim for i in order],
             'n_inputs':   [units[i].n_inputs for i in order]})
-        self.scores = scores[order]
-        return self
+        if metrics is not None and len(metrics) > 1: table.insert(0, 'metric', metrics[k])
+        tables.append(table); raw.append(s[order])
+    return pd.concat(tables, ignore_index=True),np.concatenate(raw)
 
-    def plot(self, top=20, kind='bar', ax=None, title=None):
-        "Bars with 95% intervals coloured by type, or boxes of the per-repeat scores; returns the Axes"
-        if self.results is None: raise ValueError("nothing to plot yet: call `.compute()` first")
-        return plot_importance(self.results, self.scores, top=top, kind=kind, ax=ax, xlabel=self.label, title=title)
+class ImportanceResult(Result):
+    "Importances of features as plain data: `.results` sorted by importance, `.scores` raw, and plots"
+    def __init__(self, results, scores, label='importance', **info): store_attr('results,scores,label'); store_attr(**info)
 
-    def __repr__(self):
-        if self.results is None: return f"{type(self).__name__} (not computed yet: call `.compute()`)"
-        return f"{type(self).__name__}:\n{self.results.to_string(max_rows=30)}"
-    def _repr_html_(self):
-        if self.results is None: return None
-        return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
+    @classmethod
+    def from_scores(cls, units, scores, label='importance', metrics=None, **info):
+        "The result of the importance `scores` (units × repeats [× metrics]) of `units`"
+        return cls(*importance_table(units, scores, metrics), label=label, **info)
+
+    def _rows(self, metric=None):
+        "The rows of `.results` (and `.scores`) of one `metric`: the only one, or the one named"
+        if 'metric' not in self.results:
+            if metric is not None and metric != getattr(self, 'metric_name', metric):
+                raise ValueError(f"unknown `metric` {metric!r}; this result has {getattr(self, 'metric_name', None)!r}")
+            return np.ones(len(self.results), dtype=bool)
+        names = list(dict.fromkeys(self.results.metric))
+        if metric is None: metric = names[0]
+        if metric not in names: raise ValueError(f"unknown `metric` {metric!r}; this result has: {', '.join(names)}")
+        return (self.results.metric==metric).to_numpy()
+
+    def plot(self, top=20, kind='bar', ax=None, title=None, metric=None):
+        "Bars with 95% intervals coloured by type, or boxes of the per-repeat scores, of one `metric`; returns the Axes"
+        rows = self._rows(metric)
+        label = self.label if isinstance(self.label, str) else self.label[metric or list(self.label)[0]]
+        return plot_importance(self.results[rows], self.scores[rows], top=top, kind=kind, ax=ax, xlabel=label, title=title)
 
 # %% ../nbs/02_result.ipynb #390c6f74
 type_colours = {'continuous': '#4C72B0', 'categorical': '#DD8452', 'group': '#55A868'}
@@ -66,7 +95,7 @@ def plot_importance(results, scores=None, top=20, kind='bar', ax=None, xlabel='i
     "Plot the `top` rows of an importance `results` table (and per-row `scores` for `kind='box'`)"
     if kind not in ('bar', 'box'): raise ValueError(f"unknown plot kind {kind!r}; choose 'bar' or 'box'")
     if kind=='box' and scores is None: raise ValueError("`kind='box'` needs the raw scores")
-    res = results.iloc[:top]
+    res = results.iloc[:check_top(top)]
     n = len(res)
     if ax is None: _,ax = plt.subplots(figsize=(7, 1.2 + 0.32*n))
     pos = np.arange(n)[::-1]
@@ -81,7 +110,7 @@ def plot_importance(results, scores=None, top=20, kind='bar', ax=None, xlabel='i
                          positions=pos, widths=0.6, patch_artist=True, medianprops=dict(color='black'), showfliers=np.shape(scores)[1] <= 1000)
         for box,c in zip(boxes['boxes'], colours): box.set(facecolor=c, alpha=0.75)
     ax.axvline(0, color='black', lw=0.8)
-    ax.set_yticks(pos, res['feature'])
+    ax.set_yticks(pos, [str(f) for f in res['feature']])
     ax.set_xlabel(xlabel)
     types = list(dict.fromkeys(res['type']))
     handles = [matplotlib.patches.Patch(color=type_colours.get(t, 'grey'), label=t) for t in types]

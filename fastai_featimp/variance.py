@@ -5,7 +5,7 @@
 # %% ../nbs/06_variance.ipynb #e24eaaf9
 from __future__ import annotations
 from fastai.tabular.all import *
-from .core import *
+from .units import *
 from .result import *
 
 # %% auto #0
@@ -182,7 +182,8 @@ class VarianceImportance(Callback, ImportanceResult):
         self.column_scores = pd.Series(columns, index=self.inputs.labels)
         raw = feature_scores(columns, self.inputs.spans, self.reduce)
         units = list(self.inputs.features.values())
-        self.record(units, raw/raw.max() if raw.max() > 0 else raw, n_samples=self.stats.n)
+        self.results,self.scores = importance_table(units, raw/raw.max() if raw.max() > 0 else raw)
+        self.n_samples = self.stats.n
         self.results.insert(2, 'score', self.results.feature.map(dict(zip(self.inputs.features, raw))))
         return self
 
