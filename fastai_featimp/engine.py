@@ -6,10 +6,10 @@
 from __future__ import annotations
 from fastai.tabular.all import *
 from .core import *
+from .checks import *
 
 # %% auto #0
-__all__ = ['TabularTensors', 'Permute', 'Substitute', 'BatchLoader', 'default_bs', 'required_columns', 'check_labels',
-           'test_dataloader', 'Engine']
+__all__ = ['TabularTensors', 'Permute', 'Substitute', 'BatchLoader', 'default_bs', 'test_dataloader', 'Engine']
 
 # %% ../nbs/01_engine.ipynb #4c48ebdd
 class TabularTensors:
@@ -72,52 +72,23 @@ def default_bs(model, device):
     per_row = linears[0].in_features + sum(m.out_features for m in linears)
     return int(min(max(2**22 // per_row, 1024), 65536))
 
-# %% ../nbs/01_engine.ipynb #c5d32f3c
-def required_columns(to, with_labels=True):
-    "The raw columns a DataFrame needs to be encoded like `to`: features, and labels if `with_labels`"
-    companions = na_companions(to)
-    return [c for c in list(to.cat_names) + list(to.cont_names) if c not in companions] + (list(to.y_names) if with_labels else [])
-
-# %% ../nbs/01_engine.ipynb #02b4ce69
-def check_labels(to, df):
-    "Raise unless every label in `df` is there and, for a classifier, one of the classes `to` was trained on"
-    for y in to.y_names:
-        missing = df[y].isna().to_numpy()
-        if missing.any():
-            raise ValueError(f"label {y!r} is missing in {missing.sum()} row(s) of `df`, e.g. at index "
-                             f"{list(df.index[missing][:5])}; drop those rows, or use `by='prediction'` without labels")
-    vocab = first(p.vocab for p in to.procs if type(p) is Categorize)
-    if vocab is None: return
-    unknown = [v for y in to.y_names for v in pd.unique(df[y]) if v not in vocab.o2i]
-    if unknown:
-        raise ValueError(f"`df` has label(s) {', '.join(map(repr, unknown[:10]))} the learner was not trained on; "
-                         f"its classes are: {', '.join(map(repr, list(vocab)[:30]))}")
-
 # %% ../nbs/01_engine.ipynb #cbfd8cde
 def test_dataloader(learn, df=None, dl=None, with_labels=True):
-    "The tabular dataloader to work on: `dl`, `df` through `learn.dls.test_dl`, or the validation set"
-    check_tabular(learn)
+    "The tabular dataloader to work on: `dl`, `df` (checked by `check_frame`) through `learn.dls.test_dl`, or the validation set"
+    check_tabular_learner(learn)
     if df is not None and dl is not None: raise ValueError("pass `df` or `dl`, not both")
-    if dl is not None:
-        if not is_tabular(dl): raise TypeError(f"`dl` must be a tabular dataloader (over `TabularPandas`), got {type(dl).__name__}")
-        return dl
+    if dl is not None: return check_dl(dl)
     if df is None:
         if len(learn.dls.valid_ds)==0:
             raise ValueError("this learner has no validation data (a learner from `load_learner` keeps none); pass `df=` or `dl=`")
         return learn.dls.valid
-    if not isinstance(df, pd.DataFrame): raise TypeError(f"`df` must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in required_columns(learn.dls.train_ds, with_labels) if c not in df.columns]
-    if missing:
-        hint = " (or use `by='prediction'`, which needs no labels)" if set(missing) <= set(learn.dls.train_ds.y_names) else ""
-        raise ValueError(f"`df` is missing column(s) {', '.join(map(repr, missing))}{hint}")
-    if with_labels: check_labels(learn.dls.train_ds, df)
-    return learn.dls.test_dl(df, with_labels=with_labels)
+    return learn.dls.test_dl(check_frame(df, learn.dls.train_ds, with_labels), with_labels=with_labels)
 
 # %% ../nbs/01_engine.ipynb #099e5d95
 class Engine:
     "Encode the data once; score or predict it under perturbations through the learner"
     def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True):
-        if bs is not None and (not isinstance(bs, int) or bs < 1): raise ValueError(f"`bs` must be a whole number of rows, at least 1, got {bs!r}")
+        if bs is not None: bs = check_whole('bs', bs)
         dl = test_dataloader(learn, df, dl, with_labels)
         if len(dl.dataset) < 2: raise ValueError(f"need at least two rows to perturb, got {len(dl.dataset)}")
         device = next(learn.model.parameters()).device
