@@ -4,6 +4,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
   'syms': { 'fastai_featimp.checks': { 'fastai_featimp.checks._bound_to': ('checks.html#_bound_to', 'fastai_featimp/checks.py'),
                                        'fastai_featimp.checks._check_labels': ('checks.html#_check_labels', 'fastai_featimp/checks.py'),
                                        'fastai_featimp.checks._finite_numbers': ('checks.html#_finite_numbers', 'fastai_featimp/checks.py'),
+                                       'fastai_featimp.checks._is': ('checks.html#_is', 'fastai_featimp/checks.py'),
                                        'fastai_featimp.checks._is_nullable': ('checks.html#_is_nullable', 'fastai_featimp/checks.py'),
                                        'fastai_featimp.checks._plain_objects': ('checks.html#_plain_objects', 'fastai_featimp/checks.py'),
                                        'fastai_featimp.checks._rows': ('checks.html#_rows', 'fastai_featimp/checks.py'),
