@@ -14,9 +14,12 @@ table, mean ± sd over seeds, next to the paper's figure for its ReLU network. T
   weight decay 0.1, Adam and `fit_one_cycle(30, 1e-2)`, batches of 32.
 
     python benchmarks/viann_validation.py [--seeds 3] [--datasets iris wine ...]
+
+The table is printed and written to `benchmarks/results/viann_validation.md`.
 """
 import argparse, time, warnings
 from functools import partial
+from pathlib import Path
 import numpy as np, pandas as pd, torch
 from scipy.stats import pearsonr
 from sklearn import datasets
@@ -128,6 +131,8 @@ if __name__ == '__main__':
     warnings.filterwarnings('ignore')
     start = time.perf_counter()
     runs = run(args.datasets, args.seeds, args.protocols)
-    print(f'Pearson correlation of importances, mean ± sd over {args.seeds} seed(s)\n')
-    print(table(runs))
-    print(f'\n{time.perf_counter() - start:.0f} s')
+    report = (f'Pearson correlation of importances, mean ± sd over {args.seeds} seed(s), written by '
+              f'`python benchmarks/viann_validation.py` in {time.perf_counter() - start:.0f} s\n\n{table(runs)}\n')
+    print(report)
+    (Path(__file__).parent/'results').mkdir(exist_ok=True)
+    (Path(__file__).parent/'results'/'viann_validation.md').write_text(report)
