@@ -1,4 +1,5 @@
 "Everything public in fastai_featimp; importing it adds the importance methods to `Learner`"
+from .association import *
 from .core import *
 from .engine import *
 from .result import *

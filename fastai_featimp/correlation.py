@@ -5,96 +5,34 @@ for importances that stay honest when they do."""
 
 # %% ../nbs/04_correlation.ipynb #a1d34ab3
 from __future__ import annotations
-from scipy import stats
 from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 from fastai.tabular.all import *
 from .core import *
 from .engine import *
+from .association import *
+from . import association
 
 # %% auto #0
-__all__ = ['cramers_v', 'correlation_ratio', 'rank_association', 'column_association', 'unit_association', 'feature_association',
-           'check_threshold', 'association_linkage', 'association_clusters', 'FeatureCorrelation', 'split_groups',
-           'merge_associated', 'quantile_bins', 'strata', 'stratified_permutation', 'Conditioning']
-
-# %% ../nbs/04_correlation.ipynb #9e6fc68b
-def _codes(x):
-    "Codes 0..k-1 of the observed values of `x`"
-    return np.unique(np.asarray(x), return_inverse=True)[1].ravel()
-
-def _table_v(table):
-    "Bias-corrected Cramér's V of a contingency `table` with no empty row or column"
-    n = table.sum()
-    r,k = table.shape
-    if min(r, k) < 2 or n < 2: return 0.
-    expected = np.outer(table.sum(1), table.sum(0))/n
-    phi2 = max(0., ((table-expected)**2/expected).sum()/n - (r-1)*(k-1)/(n-1))
-    spread = min(r - (r-1)**2/(n-1), k - (k-1)**2/(n-1)) - 1
-    return float(min(1., np.sqrt(phi2/spread))) if spread > 0 else 0.
-
-def _v(x_codes, y_codes):
-    "Cramér's V of two arrays of codes 0..k-1, all observed"
-    nx,ny = x_codes.max()+1,y_codes.max()+1
-    return _table_v(np.bincount(x_codes*ny + y_codes, minlength=nx*ny).reshape(nx, ny).astype(float))
-
-def _eta(codes, values):
-    "Bias-corrected correlation ratio (Kelley's ε) of `values` on codes 0..k-1, all observed"
-    counts = np.bincount(codes)
-    n,k = len(values),len(counts)
-    centred = values - values.mean()
-    total = (centred**2).sum()
-    if total <= 0 or n <= k: return 0.
-    within = total - (np.bincount(codes, centred)**2/counts).sum()
-    return float(np.sqrt(np.clip(1 - (n-1)/(n-k)*within/total, 0, 1)))
-
-def _abs_corr(x):
-    "Absolute Pearson correlation between the columns of `x`; zero where a column is constant"
-    x = x - x.mean(0)
-    norm = np.sqrt((x**2).sum(0))
-    with np.errstate(invalid='ignore', divide='ignore'): corr = np.abs(x.T @ x / np.outer(norm, norm))
-    corr = np.clip(np.nan_to_num(corr, nan=0.), 0, 1)
-    np.fill_diagonal(corr, 1.)
-    return corr
-
-# %% ../nbs/04_correlation.ipynb #e656f75c
-def cramers_v(x, y):
-    "Bias-corrected Cramér's V (Bergsma 2013) between two categorical arrays"
-    return _v(_codes(x), _codes(y))
-
-def correlation_ratio(categories, values):
-    "Correlation ratio of continuous `values` on `categories`, bias-corrected (Kelley's ε)"
-    return _eta(_codes(categories), np.asarray(values, dtype=float))
-
-def rank_association(x, y):
-    "Absolute Spearman rank correlation between two continuous arrays"
-    return float(_abs_corr(stats.rankdata(np.column_stack([x, y]).astype(float), axis=0))[0, 1])
+__all__ = ['column_association', 'unit_association', 'feature_association', 'check_threshold', 'FeatureCorrelation',
+           'split_groups', 'merge_associated', 'quantile_bins', 'strata', 'stratified_permutation', 'Conditioning']
 
 # %% ../nbs/04_correlation.ipynb #b942f976
 def column_association(data, features):
     "Association between every pair of tensor columns of `data` (named by `features`), as a DataFrame"
-    n_cat,n_cont = data.cats.shape[1],data.conts.shape[1]
-    names = [None]*(n_cat+n_cont)
+    n_cat = data.cats.shape[1]
+    names = [None]*(n_cat+data.conts.shape[1])
     for f in features.values():
         for n,i in zip(f.cat_names, f.cat_idx): names[i] = n
         for n,i in zip(f.cont_names, f.cont_idx): names[n_cat+i] = n
-    cats,conts = data.cats.cpu().numpy(),data.conts.cpu().double().numpy()
-    codes = [_codes(cats[:, i]) for i in range(n_cat)]
-    assoc = np.eye(n_cat+n_cont)
-    assoc[n_cat:, n_cat:] = _abs_corr(stats.rankdata(conts, axis=0)) if n_cont else 1.
-    for i in range(n_cat):
-        for j in range(i): assoc[i,j] = assoc[j,i] = _v(codes[i], codes[j])
-        for j in range(n_cont): assoc[i,n_cat+j] = assoc[n_cat+j,i] = _eta(codes[i], conts[:, j])
-    return pd.DataFrame(assoc, index=names, columns=names)
+    matrix = association_matrix(data.cats.cpu().numpy(), data.conts.cpu().double().numpy())
+    return pd.DataFrame(matrix, index=names, columns=names)
 
 # %% ../nbs/04_correlation.ipynb #c02ac71d
 def unit_association(columns, units):
     "Association between every pair of `units` (features or groups): the strongest between their columns"
     names = [u.name for u in units]
-    assoc = pd.DataFrame(np.eye(len(units)), index=names, columns=names)
-    for i,a in enumerate(units):
-        for j in range(i):
-            assoc.iloc[i,j] = assoc.iloc[j,i] = columns.loc[a.columns, units[j].columns].to_numpy().max()
-    return assoc
+    positions = [columns.index.get_indexer(u.columns) for u in units]
+    return pd.DataFrame(association.unit_association(columns.to_numpy(), positions), index=names, columns=names)
 
 def feature_association(engine):
     "Association between every pair of features of `engine`'s data"
@@ -104,21 +42,6 @@ def feature_association(engine):
 def check_threshold(threshold):
     "Raise unless `threshold` is an association level in (0, 1]"
     if not 0 < threshold <= 1: raise ValueError(f"`threshold` must be in (0, 1], got {threshold}")
-
-def association_linkage(assoc):
-    "Single-linkage clustering (scipy) of the features of the association matrix `assoc` on 1 - association"
-    dist = 1 - np.clip(assoc.to_numpy(), 0, 1)
-    dist = (dist + dist.T)/2
-    np.fill_diagonal(dist, 0)
-    return hierarchy.linkage(squareform(dist, checks=False), method='single')
-
-def association_clusters(assoc, threshold=0.7):
-    "The names of `assoc` split into the clusters whose members chain together at association >= `threshold`"
-    check_threshold(threshold)
-    names = list(assoc.index)
-    if len(names) < 2: return [names]
-    labels = hierarchy.fcluster(association_linkage(assoc), 1 - threshold, criterion='distance')
-    return [[n for n,l in zip(names, labels) if l==label] for label in dict.fromkeys(labels)]
 
 # %% ../nbs/04_correlation.ipynb #d419bec6
 class FeatureCorrelation:
