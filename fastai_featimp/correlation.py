@@ -153,10 +153,10 @@ class Conditioning:
         if n_bins < 2: raise ValueError(f"`n_bins` must be at least 2, got {n_bins}")
         self.engine = engine
         feats,columns = engine.features,column_association(engine.data, engine.features)
+        strength = unit_association(columns, list(units) + list(feats.values())).to_numpy()[:len(units), len(units):]
         self.conditioned_on,self.strata,self.notes = {},{},{}
-        for u in units:
-            others = {n: columns.loc[u.columns, f.columns].to_numpy().max()
-                      for n,f in feats.items() if not set(f.columns) & set(u.columns)}
+        for u,row in zip(units, strength):
+            others = {n: s for (n,f),s in zip(feats.items(), row) if not set(f.columns) & set(u.columns)}
             on = sorted((n for n in others if others[n] >= min_association), key=lambda n: -others[n])[:max_conditioning]
             self.conditioned_on[u.name] = on
             if not on:
