@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 
-.PHONY: demo test export readme bench
+.PHONY: demo test export readme docs bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ export: $(VENV)/.dev-installed
 
 readme:
 	$(PYTHON) tools/readme.py
+
+# Re-run the notebooks in place (all, or NBS="nbs/03_permutation.ipynb ..."), saving their outputs, then the README
+docs: $(VENV)/.dev-installed
+	$(BIN)/python tools/run_nbs.py $(NBS)
+	$(BIN)/python tools/readme.py
 
 test: export
 	$(BIN)/nbdev-test --n-workers 2
