@@ -83,12 +83,6 @@ def test_units_take_the_strongest_pair_of_columns():
     units = [[0, 5], [3], [1, 2, 11], [4], [6, 7, 8, 9, 10], [2, 3]]  # the last overlaps two others, as groups may
     expected = np.array([[1. if a is b else m[np.ix_(a, b)].max() for b in units] for a in units])
     np.testing.assert_array_equal(association.unit_association(m, units), expected)
-    # the DataFrame form keeps the units' names and finds their columns by name
-    names = [f'c{i}' for i in range(12)]
-    feats = [Feature(f'u{i}', 'group', cont_names=[names[c] for c in u]) for i, u in enumerate(units)]
-    frame = unit_association(pd.DataFrame(m, index=names, columns=names), feats)
-    assert list(frame.index) == list(frame.columns) == [f'u{i}' for i in range(len(units))]
-    np.testing.assert_array_equal(frame.to_numpy(), expected)
 
 
 def shops_df(n=500, seed=0):
@@ -131,8 +125,8 @@ def test_conditioning_picks_the_strongest_features_pair_by_pair(shops):
     eng = Engine(shops)
     feats = eng.features
     units = group_features(feats, {'region+zone': ['region', 'zone']})
-    columns = column_association(eng.data, feats)
-    cond = Conditioning(eng, units, min_association=0.1, max_conditioning=3)
+    columns = eng.association()
+    cond = Conditioning(eng, units, columns, min_association=0.1, max_conditioning=3)
     for u in units:
         others = {n: columns.loc[u.columns, f.columns].to_numpy().max() for n, f in feats.items() if not set(f.columns) & set(u.columns)}
         expected = sorted((n for n in others if others[n] >= 0.1), key=lambda n: -others[n])[:3]

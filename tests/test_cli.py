@@ -1,0 +1,164 @@
+"`fastai-featimp`, end to end: an exported learner and a CSV in, tables, CSV files and plots out"
+import os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, torch
+from fastai.learner import load_learner
+from fastai_featimp.cli import main, parser, subcommands
+
+root = Path(__file__).parent.parent
+features = ['x1', 'x3', 'x4', 'noise1', 'noise2', 'grp']
+png_magic = b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.fixture(scope='module')
+def files(regression, tmp_path_factory):
+    "The regression learner exported, its validation rows as a CSV (columns in training order), and the folder"
+    learn,df = regression
+    tmp = tmp_path_factory.mktemp('cli')
+    learn.export(tmp/'export.pkl')
+    df.iloc[-400:].to_csv(tmp/'data.csv', index=False)
+    return tmp/'export.pkl', tmp/'data.csv', tmp
+
+
+def command(*args):
+    "Run `python -m fastai_featimp.cli args` on this checkout in a fresh process"
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')]), 'MPLBACKEND': 'Agg'}
+    return subprocess.run([sys.executable, '-m', 'fastai_featimp.cli', *map(str, args)], env=env, capture_output=True, text=True)
+
+
+def test_permutation_process(files, regression):
+    "A real process prints the table on stdout only, writes the CSV and the PNG, and its numbers are the API's"
+    export,data,tmp = files
+    done = command('permutation', export, data, '--seed', '3', '--repeats', '3', '--out', tmp/'imp.csv', '--plot', tmp/'imp.png')
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ['feature', 'importance'] and len(lines) == 1 + len(features)
+    assert sorted(l.split()[0] for l in lines[1:]) == sorted(features)
+    assert '█' in done.stderr and '█' not in done.stdout  # the progress bar went to stderr
+    assert 'rmse increase when shuffled' in done.stderr and 'seed 3' in done.stderr
+    written = pd.read_csv(tmp/'imp.csv')
+    expected = regression[0].permutation_importance(df=pd.read_csv(data), n_repeats=3, seed=3, show_progress=False).results
+    assert written.feature.tolist() == expected.feature.tolist()
+    np.testing.assert_allclose(written[['importance', 'std', 'ci_low', 'ci_high']], expected[['importance', 'std', 'ci_low', 'ci_high']], rtol=1e-9)
+    assert written.set_index('feature').loc['x3', 'columns'] == 'x3+x3_na'
+    assert (tmp/'imp.png').read_bytes()[:8] == png_magic
+
+
+def test_error_process(files):
+    "A real process with bad input exits 1 with one line on stderr and no traceback"
+    export,data,tmp = files
+    done = command('permutation', export, tmp/'missing.csv')
+    assert done.returncode == 1 and done.stdout == ''
+    assert 'Traceback' not in done.stderr
+    assert done.stderr.splitlines()[-1] == f"fastai-featimp permutation: error: no such file: {str(tmp/'missing.csv')!r}"
+
+
+def test_prediction(files, regression, capsys):
+    "`prediction` gives `by='prediction'`'s numbers, needs no label column, and takes `--groups`"
+    export,data,tmp = files
+    df = pd.read_csv(data).drop(columns='y')
+    df.to_csv(tmp/'unlabelled.csv', index=False)
+    assert main(['prediction', str(export), str(tmp/'unlabelled.csv'), '--seed', '1', '--repeats', '2',
+                 '--groups', 'signal=x1,x3', '--quiet', '--out', str(tmp/'pred.csv')]) == 0
+    out,err = capsys.readouterr()
+    assert err == '' and 'signal' in out
+    expected = regression[0].permutation_importance(df=df, by='prediction', n_repeats=2, seed=1, groups={'signal': ['x1', 'x3']},
+                                                    show_progress=False).results
+    written = pd.read_csv(tmp/'pred.csv')
+    assert written.feature.tolist() == expected.feature.tolist() and written.feature.iloc[0] == 'signal'
+    np.testing.assert_allclose(written.importance, expected.importance, rtol=1e-9)
+
+
+def test_dependence(files, regression, capsys):
+    "`dependence` gives `partial_dependence`'s grid and numbers, and saves a plot with ICE curves"
+    export,data,tmp = files
+    assert main(['dependence', str(export), str(data), 'x1', '--points', '5', '--ice', '10', '--seed', '0', '--quiet',
+                 '--out', str(tmp/'pd.csv'), '--plot', str(tmp/'pd.png')]) == 0
+    out,_ = capsys.readouterr()
+    expected = regression[0].partial_dependence('x1', df=pd.read_csv(data), n_points=5, show_progress=False).results
+    written = pd.read_csv(tmp/'pd.csv')
+    assert out.split('\n')[0].split() == ['x1', 'y'] and len(out.strip().split('\n')) == 6
+    np.testing.assert_allclose(written[['x1', 'y']], expected[['x1', 'y']], rtol=1e-6)
+    assert (tmp/'pd.png').read_bytes()[:8] == png_magic
+
+
+def test_target(files, regression, capsys):
+    "`--target` names a label column called otherwise, even when another column carries the learner's label name"
+    export,data,tmp = files
+    df = pd.read_csv(data)
+    df.rename(columns={'y': 'outcome'}).assign(y=0.).to_csv(tmp/'renamed.csv', index=False)
+    args = ['--seed', '0', '--repeats', '2', '--quiet']
+    assert main(['permutation', str(export), str(data), '--out', str(tmp/'a.csv'), *args]) == 0
+    assert main(['permutation', str(export), str(tmp/'renamed.csv'), '--target', 'outcome', '--out', str(tmp/'b.csv'), *args]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp/'a.csv'), pd.read_csv(tmp/'b.csv'))
+
+
+@pytest.fixture(scope='module')
+def bad_files(files, tmp_path_factory):
+    "A folder of the good inputs and those the command must refuse: no pickle, a pickle of no learner, CSVs missing columns"
+    export,data,_ = files
+    tmp = tmp_path_factory.mktemp('bad')
+    for f in (export, data): shutil.copy(f, tmp)
+    (tmp/'garbage.pkl').write_bytes(b'not a pickle at all')
+    torch.save({'a': 1}, tmp/'dict.pkl')
+    df = pd.read_csv(data)
+    df.drop(columns='x4').to_csv(tmp/'no_x4.csv', index=False)
+    df.drop(columns='y').to_csv(tmp/'no_y.csv', index=False)
+    (tmp/'empty.csv').write_text('')
+    return tmp
+
+
+@pytest.mark.parametrize('args,message', [
+    (['permutation', 'missing.pkl', 'data.csv'], "no such file: 'missing.pkl'"),
+    (['permutation', 'export.pkl', 'missing.csv'], "no such file: 'missing.csv'"),
+    (['permutation', 'garbage.pkl', 'data.csv'], "cannot load 'garbage.pkl' as an exported fastai learner"),
+    (['permutation', 'dict.pkl', 'data.csv'], "cannot load 'dict.pkl' as an exported fastai learner: 'dict' object has no attribute 'dls'"),
+    (['permutation', 'export.pkl', 'empty.csv'], "cannot read 'empty.csv' as CSV"),
+    (['prediction', 'export.pkl', 'no_x4.csv'], "no_x4.csv has no column 'x4', which the learner needs"),
+    (['permutation', 'export.pkl', 'no_y.csv'], "no_y.csv has no label column 'y'; name it with --target"),
+    (['permutation', 'export.pkl', 'data.csv', '--target', 'label'], "data.csv has no label column 'label'"),
+    (['permutation', 'export.pkl', 'data.csv', '--target', 'y', 'x1'], "the learner has 1 label column(s) (y); --target names 2"),
+    (['permutation', 'export.pkl', 'data.csv', '--metric', 'accuracy'], "unknown metric 'accuracy'"),
+    (['permutation', 'export.pkl', 'data.csv', '--repeats', '0'], "`n_repeats` must be a whole number, at least 1, got 0"),
+    (['prediction', 'export.pkl', 'data.csv', '--groups', 'a=x1,nope'], "unknown feature 'nope'"),
+    (['dependence', 'export.pkl', 'data.csv', 'x2'], "unknown feature 'x2'; the features are: grp, x1, x3, x4, noise1, noise2"),
+    (['dependence', 'export.pkl', 'data.csv', 'x1', 'x3', 'x4'], "`feature` must be one feature name or a list of two"),
+    (['dependence', 'export.pkl', 'data.csv', 'x1', 'x3', '--ice', '5'], "ICE curves need a single feature"),
+    (['permutation', 'export.pkl', 'data.csv', '--out', 'nowhere/imp.csv'], "cannot write 'nowhere/imp.csv': no folder 'nowhere'"),
+    (['permutation', 'export.pkl', 'data.csv', '--plot', 'imp.xyz'], "cannot save a plot as 'imp.xyz'"),
+])
+def test_bad_input(bad_files, monkeypatch, capsys, args, message):
+    "Each bad input exits 1 with one line on stderr that names the problem, and prints nothing on stdout"
+    monkeypatch.chdir(bad_files)
+    assert main(args + ['--quiet']) == 1
+    out,err = capsys.readouterr()
+    assert out == '' and err.count('\n') == 1, err
+    assert err.startswith(f'fastai-featimp {args[0]}: error: ') and message in err, err
+    assert not any(bad_files.glob('imp.*'))
+
+
+def test_bad_command_line(capsys):
+    "A malformed command line exits 2 with argparse's usage message"
+    for argv in (['shap', 'a.pkl', 'b.csv'], ['permutation', 'a.pkl'], ['permutation', 'a.pkl', 'b.csv', '--repeats', 'many']):
+        with pytest.raises(SystemExit) as e: main(argv)
+        assert e.value.code == 2 and 'usage: fastai-featimp' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', list(subcommands))
+def test_help(name, capsys):
+    "Each subcommand's `--help` documents every option with a sentence"
+    with pytest.raises(SystemExit) as e: main([name, '--help'])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    sub = parser()._subparsers._group_actions[0].choices[name]
+    for action in sub._actions:
+        assert action.help and len(action.help.split()) >= 4, action.dest
+        assert (action.option_strings[-1] if action.option_strings else action.dest) in out
+    assert subcommands[name].help in " ".join(out.split())
+
+
+def test_main_help(capsys):
+    "`fastai-featimp --help` lists the subcommands and the exit statuses"
+    with pytest.raises(SystemExit) as e: main(['--help'])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and all(n in out for n in subcommands) and 'Exit status' in out
