@@ -58,8 +58,9 @@ def check_seed(name, value):
 
 def check_seeds(name, values):
     "`values` as a list of `int`s, unless it is not a non-empty list, tuple, array or range of different seeds"
-    if not isinstance(values, (list, tuple, range, np.ndarray)) or np.ndim(values) != 1 or len(values)==0:
+    if not isinstance(values, (list, tuple, range, np.ndarray)) or np.ndim(values) != 1:
         raise TypeError(f"`{name}` must be a non-empty list of integer seeds, e.g. (0, 1, 2); got {shown(values)}")
+    if len(values)==0: raise ValueError(f"`{name}` must be a non-empty list of integer seeds, e.g. (0, 1, 2); got {shown(values)}")
     bad = [v for v in values if not is_whole(v)]
     if bad: raise TypeError(f"`{name}` must hold integer seeds only; {', '.join(map(shown, bad))} is not one")
     seeds = [check_seed(name, v) for v in values]

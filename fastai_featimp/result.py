@@ -24,7 +24,7 @@ def summarise(scores, level=0.95):
 # %% ../nbs/02_result.ipynb #457b3d55
 class Result:
     "A finished result: the `.results` table, shown as text and as HTML"
-    def __init__(self, results, **info): store_attr('results'); store_attr(**info)
+    def __init__(self, results, **info): self.results = results; self.__dict__.update(info)
     def _title(self): return type(self).__name__
     def __repr__(self): return f"{self._title()}:\n{self.results.to_string(max_rows=30)}"
     def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
@@ -58,7 +58,9 @@ def importance_table(units, scores, metrics=None):
 
 class ImportanceResult(Result):
     "Importances of features as plain data: `.results` sorted by importance, `.scores` raw, and plots"
-    def __init__(self, results, scores, label='importance', **info): store_attr('results,scores,label'); store_attr(**info)
+    def __init__(self, results, scores, label='importance', **info):
+        self.results,self.scores,self.label = results,scores,label
+        self.__dict__.update(info)
 
     @classmethod
     def from_scores(cls, units, scores, label='importance', metrics=None, **info):

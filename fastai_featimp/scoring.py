@@ -106,7 +106,7 @@ def _forward(learn, cats, conts):
     learn.xb,learn.yb = (cats, conts),()
     learn('before_batch')
     learn.pred = learn.model(*learn.xb)
-    learn('after_pred'); learn('after_loss')
+    learn('after_pred'); learn('after_loss'); learn('after_batch')
     return learn.pred
 
 @contextmanager

@@ -83,9 +83,9 @@ def test_identifier_like_categorical_is_not_associated_with_noise():
         plain = np.sqrt(valid[x].groupby(valid.ident).transform('mean').var(ddof=0)/valid[x].var(ddof=0))
         assert plain > 0.6 and m.loc['ident', x] < 0.35
     assert learn.feature_correlation().groups == {}
-    units = PermutationImportance(learn, groups='auto', conditional=True, show_progress=False)
-    assert [u.name for u in units.units] == ['ident', 'g', 'x1', 'x2']
-    assert all(not units.conditioning.conditioned_on[f] for f in ('x1', 'x2'))
+    res = learn.permutation_importance(groups='auto', conditional=True, n_repeats=1, seed=0, show_progress=False).results
+    assert sorted(res.feature) == sorted(['ident', 'g', 'x1', 'x2'])
+    assert all(not c for c in res.set_index('feature').loc[['x1', 'x2'], 'conditioned_on'])
 
 
 def test_rank_association_matches_scipy():
@@ -237,7 +237,6 @@ def test_conditional_importance_of_a_dependent_feature(dependent):
     assert cond.loc['x2', 'note'] == ''
     # noise has no associated feature: it is shuffled plainly, and the result says so
     assert cond.loc['noise', 'conditioned_on'] == [] and 'plain permutation' in cond.loc['noise', 'note']
-    assert cond_result.conditioning.conditioned_on['noise'] == []
 
 
 def test_conditional_without_labels(dependent):
@@ -300,7 +299,7 @@ def test_bad_input_and_learner_unchanged(near_copies):
     for t in (0, -0.1, 1.5):
         with pytest.raises(ValueError, match=r"\(0, 1\]"): learn.feature_correlation(threshold=t)
         with pytest.raises(ValueError, match=r"\(0, 1\]"): learn.permutation_importance(groups='auto', threshold=t)
-    with pytest.raises(ValueError, match="unknown groups 'everything'"): learn.permutation_importance(groups='everything')
+    with pytest.raises(ValueError, match="unknown `groups` 'everything'"): learn.permutation_importance(groups='everything')
     with pytest.raises(ValueError, match="unknown feature 'zzz'"): learn.permutation_importance(groups=['auto', ['x1', 'zzz']])
     with pytest.raises(ValueError, match="min_association"): learn.permutation_importance(conditional=True, min_association=0)
     with pytest.raises(ValueError, match="n_bins"): learn.permutation_importance(conditional=True, n_bins=1)

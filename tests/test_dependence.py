@@ -150,9 +150,8 @@ def test_by_prediction_classifier_uses_total_variation(classification):
     assert by_pred.deviations.max().max() <= 1 + 1e-6
     # with two classes, the TVD of the probability vectors is the change in either class's probability
     eng = Engine(learn, df=test_df, with_labels=False)
-    with learn.no_bar():
-        base = eng.predict()
-        moved = eng.predict(Permute(eng.features['a'], eng.permutation(torch.Generator().manual_seed(0))))
+    base, moved = eng.evaluate([Identity(), Permute(eng.features['a'], eng.permutation(torch.Generator().manual_seed(0)))],
+                               PredictionScorer(learn))
     assert prediction_kind(learn, base) == 'classes'
     assert torch.allclose(prediction_deviation(base, moved, 'classes'), (base[:, 1] - moved[:, 1]).abs(), atol=1e-6)
 
@@ -246,9 +245,9 @@ class InterruptAt(Callback):
 
 
 @pytest.mark.parametrize('call', [
-    lambda learn, df: learn.partial_dependence('z', df=df, n_points=4, ice=True, show_progress=False),
-    lambda learn, df: learn.value_importance('colour', df=df, show_progress=False),
-    lambda learn, df: learn.value_importance('colour', df=df, by='prediction', show_progress=False)])
+    lambda learn, df: learn.partial_dependence('z', df=df, n_points=4, ice=True, bs=64, show_progress=False),
+    lambda learn, df: learn.value_importance('colour', df=df, bs=64, show_progress=False),
+    lambda learn, df: learn.value_importance('colour', df=df, by='prediction', bs=64, show_progress=False)])
 def test_nothing_changes_when_interrupted(rare, call):
     learn, df = rare
     valid = valid_rows(learn, df)
@@ -294,4 +293,4 @@ def test_bad_input(rare):
     with pytest.raises(ValueError, match="'x' is continuous with .* distinct values; pass `values=`"):
         learn.value_importance('x')
     with pytest.raises(ValueError, match="needs `by='metric'`"):
-        learn.permutation_importance(by='prediction', kind='ratio')
+        learn.permutation_importance(by='prediction', relative=True)

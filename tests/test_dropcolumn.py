@@ -143,12 +143,12 @@ def test_auto_groups_on_a_dataframe_by_the_loss(redundant, capsys):
 def test_training_sees_the_neutral_inputs(redundant):
     "While `fit` trains, the dropped feature's codes are the missing level and its values the training mean"
     learn = redundant.learn
-    dc = DropColumnImportance(learn, fit, show_progress=False)
+    eng = Engine(learn)
     seen = []
     class Spy(Callback):
         order = PerturbInputs.order + 1
         def before_batch(self): seen.append(tuple(x.clone() for x in self.xb))
-    grp, x = [p for p in dc.perturbs if p.feature.name in ('grp', 'x')]
+    grp, x = [eng.neutral(eng.features[n]) for n in ('grp', 'x')]
     dls = DataLoaders(*[dl.new() for dl in learn.dls.loaders])
     model = Learner(dls, reinitialise(deepcopy(learn.model)), loss_func=learn.loss_func)
     with no_random(0), model.no_bar(), model.no_logging(), model.added_cbs([PerturbInputs(grp), PerturbInputs(x), Spy()]):
@@ -206,11 +206,11 @@ def test_bad_input(redundant, tmp_path):
     learn, df = redundant.learn, redundant.df
     with pytest.raises(TypeError, match='`fit` must be a callable'): learn.drop_column_importance(5)
     with pytest.raises(ValueError, match='non-empty list'): learn.drop_column_importance(fit, seeds=())
-    with pytest.raises(ValueError, match='non-empty list'): learn.drop_column_importance(fit, seeds=3)
+    with pytest.raises(TypeError, match='non-empty list'): learn.drop_column_importance(fit, seeds=3)
     with pytest.raises(ValueError, match='repeats'): learn.drop_column_importance(fit, seeds=(1, 1))
     with pytest.raises(ValueError, match="unknown feature 'lat'.*x_copy"):
         learn.drop_column_importance(fit, groups={'location': ['lat', 'x']})
-    with pytest.raises(ValueError, match="unknown metric 'r2'.*loss, rmse"):
+    with pytest.raises(ValueError, match="unknown `metric` 'r2'.*loss, rmse"):
         learn.drop_column_importance(fit, metric='r2')
     with pytest.raises(ValueError, match="missing column.*'z'"):
         learn.drop_column_importance(fit, df=df.drop(columns=['z']))

@@ -36,7 +36,8 @@ def test_missing_values_matter_through_companion(regression):
     eng = Engine(learn)
     x3 = eng.features['x3']
     perm = eng.permutation(torch.Generator().manual_seed(0))
-    cats, conts = Permute(x3, perm)(eng.data, slice(0, eng.data.n), eng.data.cats, eng.data.conts)
+    cats, conts = eng.data.cats.clone(), eng.data.conts.clone()
+    Permute(x3, perm)(eng.data, slice(0, eng.data.n), cats, conts)
     assert torch.equal(cats[:, x3.cat_idx], eng.data.cats[perm][:, x3.cat_idx])
     assert torch.equal(conts[:, x3.cont_idx], eng.data.conts[perm][:, x3.cont_idx])
     others = [i for i in range(conts.shape[1]) if i not in x3.cont_idx]
@@ -94,7 +95,7 @@ def test_custom_metric_and_direction(regression):
     assert pi.results.importance.iloc[0] > 0
     flipped = learn.permutation_importance(metric=abs_err, higher_is_better=True, n_repeats=2, seed=0, show_progress=False)
     assert np.allclose(by_feature(flipped).importance, -by_feature(pi).importance.loc[by_feature(flipped).index])
-    ratio = learn.permutation_importance(metric='rmse', kind='ratio', n_repeats=2, seed=0, show_progress=False)
+    ratio = learn.permutation_importance(metric='rmse', relative=True, n_repeats=2, seed=0, show_progress=False)
     diff = learn.permutation_importance(metric='rmse', n_repeats=2, seed=0, show_progress=False)
     assert np.allclose(ratio.scores, diff.scores/abs(diff.baseline))
     assert [m.name for m in learn.metrics] == ['_rmse']
@@ -233,7 +234,7 @@ def test_bad_input(regression):
         learn.permutation_importance(df=df.drop(columns=['x4']))
     with pytest.raises(ValueError, match=r"missing column.*'y'.*by='prediction'"):
         learn.permutation_importance(df=df.drop(columns=['y']))
-    with pytest.raises(ValueError, match="unknown metric 'r2'.*loss, rmse"):
+    with pytest.raises(ValueError, match="unknown `metric` 'r2'.*loss, rmse"):
         learn.permutation_importance(metric='r2')
     with pytest.raises(ValueError, match="unknown feature 'lat'.*x1"):
         learn.permutation_importance(groups={'location': ['lat', 'x1']})
@@ -243,11 +244,11 @@ def test_bad_input(regression):
         learn.permutation_importance(n_repeats=0)
     with pytest.raises(ValueError, match='at least two rows'):
         learn.permutation_importance(df=df.iloc[:1])
-    with pytest.raises(ValueError, match="unknown kind 'pct'"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'kind'"):
         learn.permutation_importance(kind='pct')
     with pytest.raises(ValueError, match="'x1' is named like a feature"):
         learn.permutation_importance(groups={'x1': ['x4', 'noise1']})
-    with pytest.raises(ValueError, match='whole number'):
+    with pytest.raises(TypeError, match='`n_repeats`.*whole number'):
         learn.permutation_importance(n_repeats=2.5)
     with pytest.raises(ValueError, match='`bs` must be'):
         learn.permutation_importance(bs=0)
