@@ -10,3 +10,4 @@ from .permutation import *
 from .dependence import *
 from .dropcolumn import *
 from .variance import *
+from .shapley import *

@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_engine.ipynb #4fa6f2b1
 from __future__ import annotations
+import numbers
 from fastai.tabular.all import *
 from .association import *
 from .checks import *
@@ -12,7 +13,7 @@ from .scoring import *
 
 # %% auto #0
 __all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'default_bs', 'progress', 'Evaluator',
-           'test_dataloader', 'Engine']
+           'normalization', 'rounded', 'FeatureValues', 'output_names', 'test_dataloader', 'Engine']
 
 # %% ../nbs/01_engine.ipynb #4c48ebdd
 class TabularTensors:
@@ -112,6 +113,85 @@ class Evaluator:
             o += k
         self.pending,self.filled = [],0
         return done
+
+# %% ../nbs/01_engine.ipynb #3402a57f
+def normalization(to):
+    "The `(means, stds)` dicts of `to`'s `Normalize` proc, empty when it has none"
+    norm = first(p for p in to.procs if isinstance(p, Normalize))
+    return (norm.means, norm.stds) if norm is not None else ({}, {})
+
+def rounded(x, std):
+    "`x` rounded to a hundred-thousandth of `std`, which hides the float32 noise of decoded values"
+    return float(np.round(x, 5 - int(np.floor(np.log10(std)))))
+
+# %% ../nbs/01_engine.ipynb #e546659d
+class FeatureValues:
+    "One feature's raw values, as the user sees them, and their encoding in an `Engine`'s tensors"
+    def __init__(self, to, feature):
+        self.feature,self.name,self.kind = feature,feature.name,feature.kind
+        if self.kind=='categorical': self.vocab = to.classes[self.name]
+        else:
+            means,stds = normalization(to)
+            self.mean,self.std = float(means.get(self.name, 0.)),float(stds.get(self.name, 1.))
+            self.present = [to.classes[c].o2i[False] for c in feature.cat_names]
+
+    def codes(self, data):
+        "The category code of every row of `data`"
+        return data.cats[:, self.feature.cat_idx[0]]
+
+    def decode(self, data):
+        "The raw value of every row of `data`, NaN where a continuous value was missing"
+        if self.kind=='categorical': return np.array(list(self.vocab), dtype=object)[self.codes(data).cpu().numpy()]
+        raw = data.conts[:, self.feature.cont_idx[0]].double().cpu().numpy()*self.std + self.mean
+        for i,code in zip(self.feature.cat_idx, self.present): raw[(data.cats[:, i] != code).cpu().numpy()] = np.nan
+        return raw
+
+    def distinct(self, data):
+        "The categories (all but `#na#` unless the data has it) or the distinct non-missing values in `data`"
+        if self.kind=='categorical':
+            has_na = bool((self.codes(data)==0).any())
+            return [v for i,v in enumerate(self.vocab) if i > 0 or has_na]
+        raw = self.decode(data)
+        return list(dict.fromkeys(rounded(v, self.std) for v in np.unique(raw[~np.isnan(raw)])))
+
+    def grid(self, data, n_points):
+        "Default values to sweep: the categories, or `n_points` quantiles (5% to 95%) of a continuous feature"
+        values = self.distinct(data)
+        if self.kind=='categorical' or len(values) <= n_points: return values
+        raw = self.decode(data)
+        quantiles = np.quantile(raw[~np.isnan(raw)], np.linspace(0.05, 0.95, n_points))
+        return list(dict.fromkeys(rounded(q, self.std) for q in quantiles))
+
+    def check(self, values):
+        "Raise unless each of `values` is a value this feature can take; returns them as a list"
+        if not is_listy(values) or not len(values): raise ValueError(f"values of {self.name!r} must be a non-empty list, got {values!r}")
+        if self.kind=='categorical':
+            unknown = [v for v in values if v not in self.vocab.o2i]
+            if unknown:
+                raise ValueError(f"{', '.join(map(repr, unknown))} not among the categories of {self.name!r}: "
+                                 f"{', '.join(map(repr, list(self.vocab)[:30]))}{' ...' if len(self.vocab) > 30 else ''}")
+        else:
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v)]
+            if bad: raise ValueError(f"values of continuous {self.name!r} must be finite numbers, got {', '.join(map(repr, bad))}")
+        return list(values)
+
+    def encode(self, value):
+        "The `(cat_values, cont_values)` that put `value` in this feature's columns"
+        if self.kind=='categorical': return [self.vocab.o2i[value]],[]
+        return list(self.present),[(value - self.mean)/self.std]
+
+    def matches(self, data, value):
+        "Which rows of `data` already have `value`"
+        if self.kind=='categorical': return (self.codes(data)==self.vocab.o2i[value]).cpu().numpy()
+        return np.isclose(self.decode(data), value, rtol=1e-6, atol=1e-6*self.std)
+
+# %% ../nbs/01_engine.ipynb #25537e1a
+def output_names(learn, n_outputs):
+    "Names of the model's outputs: the classes of a classifier, else the targets"
+    vocab = getattr(learn.dls, 'vocab', None)
+    if vocab is not None and len(vocab)==n_outputs: return [str(v) for v in vocab]
+    y_names = list(learn.dls.train_ds.y_names)
+    return y_names if len(y_names)==n_outputs else [f'output {i}' for i in range(n_outputs)]
 
 # %% ../nbs/01_engine.ipynb #02b4ce69
 def test_dataloader(learn, df=None, dl=None, with_labels=True):

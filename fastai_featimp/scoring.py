@@ -10,9 +10,9 @@ from types import SimpleNamespace
 from fastai.tabular.all import *
 
 # %% auto #0
-__all__ = ['bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept', 'reports_on_training', 'evaluating',
-           'activation', 'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented', 'PredictionScorer',
-           'MeanPredictionScorer', 'MetricScorer', 'DeviationScorer', 'make_scorer']
+__all__ = ['bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept', 'reports_on_training', 'forward_batch',
+           'evaluating', 'activation', 'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented',
+           'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer', 'DeviationScorer', 'make_scorer']
 
 # %% ../nbs/00d_scoring.ipynb #f5e099a6
 _lower_words = ('loss', 'err', 'mse', 'mae', 'msle', 'rmspe', 'mape', 'perplexity', 'brier', 'deviance', 'hamming')
@@ -101,7 +101,7 @@ def reports_on_training(cb):
     return bool(getattr(cb, 'remove_on_fetch', False) or getattr(cb, '_only_train_loop', False)) or \
            isinstance(cb, (Recorder, ProgressCallback, ShowGraphCallback, CSVLogger))
 
-def _forward(learn, cats, conts):
+def forward_batch(learn, cats, conts):
     "The model's raw output on one batch, through the callbacks' batch and prediction events"
     learn.xb,learn.yb = (cats, conts),()
     learn('before_batch')
@@ -117,7 +117,7 @@ def evaluating(learn):
         learn.cbs = learn.cbs.filter(lambda cb: not reports_on_training(cb))
         with learn.validation_context(), torch.no_grad():
             learn('before_validate')
-            yield partial(_forward, learn)
+            yield partial(forward_batch, learn)
             learn('after_validate')
 
 # %% ../nbs/00d_scoring.ipynb #0bf47834
