@@ -96,7 +96,7 @@ class PartialDependence(Result):
     def shown(self, output=None):
         "The outputs to plot: `output` (a name or list), else all, or only the second class of a binary classifier"
         if output is not None:
-            shown = [output] if isinstance(output, str) else list(output)
+            shown = [str(o) for o in (output if is_listy(output) else [output])]
             unknown = [o for o in shown if o not in self.outputs]
             if unknown: raise ValueError(f"unknown output {', '.join(map(repr, unknown))}; the outputs are: {', '.join(self.outputs)}")
             return shown

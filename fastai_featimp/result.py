@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np, pandas as pd, matplotlib, matplotlib.pyplot as plt
 from scipy import stats
 from fastcore.basics import store_attr
+from .checks import check_whole
 
 # %% auto #0
 __all__ = ['type_colours', 'summarise', 'Result', 'check_top', 'importance_table', 'ImportanceResult', 'plot_importance']
@@ -24,17 +25,19 @@ def summarise(scores, level=0.95):
 # %% ../nbs/02_result.ipynb #457b3d55
 class Result:
     "A finished result: the `.results` table, shown as text and as HTML"
-    def __init__(self, results, **info): self.results = results; self.__dict__.update(info)
+    def __init__(self, results, *args, **info):
+        if args or not isinstance(results, pd.DataFrame):
+            raise TypeError(f"a {type(self).__name__} is built finished: call `{type(self).__name__}.compute(learn, ...)` "
+                            f"or the learner's method, e.g. `learn.permutation_importance()`")
+        self.results = results; self.__dict__.update(info)
     def _title(self): return type(self).__name__
     def __repr__(self): return f"{self._title()}:\n{self.results.to_string(max_rows=30)}"
     def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
 
 # %% ../nbs/02_result.ipynb #69315f12
 def check_top(top):
-    "Raise unless `top` is a whole number of rows to show, at least 1"
-    if isinstance(top, (bool, np.bool_)) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise ValueError(f"`top` must be a whole number of rows, at least 1, got {top!r}")
-    return int(top)
+    "`top`, the number of rows to show: a whole number, at least 1"
+    return check_whole('top', top)
 
 def importance_table(units, scores, metrics=None):
     "The sorted table and raw scores of `units` from `scores` (units × repeats, or units × repeats × metrics)"
@@ -58,9 +61,9 @@ def importance_table(units, scores, metrics=None):
 
 class ImportanceResult(Result):
     "Importances of features as plain data: `.results` sorted by importance, `.scores` raw, and plots"
-    def __init__(self, results, scores, label='importance', **info):
-        self.results,self.scores,self.label = results,scores,label
-        self.__dict__.update(info)
+    def __init__(self, results, scores=None, label='importance', *args, **info):
+        super().__init__(results, *args, **info)
+        self.scores,self.label = scores,label
 
     @classmethod
     def from_scores(cls, units, scores, label='importance', metrics=None, **info):

@@ -213,7 +213,7 @@ class ShapValues(ImportanceResult):
                  n_pairs=None, max_evals=None, seed=None):
         store_attr()
         self.names,self.exact = [u.name for u in units],n_pairs is None
-        self.record(units, np.abs(self.values.to_numpy()).T)
+        self.results,self.scores = importance_table(units, np.abs(self.values.to_numpy()).T)
 
     @property
     def k(self): return self.outputs.index(self.output)
@@ -418,7 +418,7 @@ class SageImportance(ImportanceResult):
     def __init__(self, units, samples, ratio, converged, seed=None):
         store_attr(but='units,samples')
         self.n_permutations = 2*samples.shape[0]
-        self.record(units, samples.T)
+        self.results,self.scores = importance_table(units, samples.T)
         self.results.insert(3, 'std_error', self.results['std']/math.sqrt(samples.shape[0]))
 
     @classmethod

@@ -135,7 +135,8 @@ def merge_associated(units, association, threshold=0.7):
     "`units` with those whose `association` (a units x units DataFrame) chains to `threshold` merged"
     if len(units) < 2: raise ValueError(f"`groups='auto'` needs at least two features to group, got {len(units)}")
     by_name = {u.name: u for u in units}
-    return [merge_features(group_name(c), [by_name[n] for n in c]) for c in association_clusters(association, threshold)]
+    return [by_name[c[0]] if len(c)==1 else merge_features(group_name(c), [by_name[n] for n in c])
+            for c in association_clusters(association, threshold)]
 
 def resolve_units(feats, groups=None, threshold=0.7, association=None):
     "The units to perturb: `feats` with `groups` merged; with `'auto'`, units that `association(units)` ties at `threshold` too"

@@ -5,6 +5,7 @@
 # %% ../nbs/06_variance.ipynb #e24eaaf9
 from __future__ import annotations
 from fastai.tabular.all import *
+from .checks import *
 from .units import *
 from .result import *
 
@@ -139,6 +140,7 @@ class VarianceImportance(Callback, ImportanceResult):
         if every not in ('epoch', 'batch'): raise ValueError(f"unknown every {every!r}; choose 'epoch' or 'batch'")
         if reduce not in _reductions: raise ValueError(f"unknown reduce {reduce!r}; choose one of {_reductions}")
         if view not in _views: raise ValueError(f"unknown view {view!r}; choose one of {_views}")
+        keep = check_flag('keep', keep)
         store_attr()
         self.stats,self.inputs,self.scores,self._results,self._tracking = None,None,None,None,False
 
