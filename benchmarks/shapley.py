@@ -71,13 +71,13 @@ class UnitModel:
     def __init__(self, learn, bs=16384):
         to = learn.dls.train_ds
         self.na = to.procs.fill_missing.na_dict
-        self.cat_names = [c for c in to.cat_names if c.removesuffix('_na') not in self.na]
+        self.flagged = {f'{c}_na': c for c in self.na}
+        self.cat_names = [c for c in to.cat_names if c not in self.flagged]
         self.units = self.cat_names + list(to.cont_names)
         self.model_cats, self.cont_names = list(to.cat_names), list(to.cont_names)
         self.means, self.stds = to.procs.normalize.means, to.procs.normalize.stds
-        self.flag = {c: [list(learn.dls.classes[f'{c}_na']).index(v) for v in (False, True)] for c in self.na}
-        self.model, self.bs, self.n_rows = learn.model, bs, 0
-        self.learn = learn
+        self.codes = {f: [list(learn.dls.classes[f]).index(v) for v in (True, False)] for f in self.flagged}
+        self.learn, self.model, self.bs, self.n_rows = learn, learn.model, bs, 0
 
     def matrix(self, df):
         "The player matrix of the raw rows `df`"
@@ -87,8 +87,8 @@ class UnitModel:
     def encode(self, X):
         "The model's category codes and continuous inputs for the player matrix `X`, as the learner's procs make them"
         col = {u: X[:, i] for i, u in enumerate(self.units)}
-        cats = [np.where(np.isnan(col[c[:-3]]), *self.flag[c[:-3]][::-1]) if c.removesuffix('_na') in self.na
-                else col[c] for c in self.model_cats]
+        cats = [np.where(np.isnan(col[self.flagged[c]]), *self.codes[c]) if c in self.flagged else col[c]
+                for c in self.model_cats]
         conts = [(np.where(np.isnan(col[c]), self.na.get(c, 0), col[c]) - self.means[c]) / self.stds[c]
                  for c in self.cont_names]
         return torch.tensor(np.stack(cats, 1).round(), dtype=torch.long), torch.tensor(np.stack(conts, 1), dtype=torch.float32)
@@ -106,7 +106,7 @@ def player_columns(unit_model):
     for p, u in enumerate(um.units):
         if u in um.cont_names:
             cont[p, um.cont_names.index(u)] = 1
-            if u in um.na: cat[p, um.model_cats.index(f'{u}_na')] = 1
+            if f'{u}_na' in um.flagged: cat[p, um.model_cats.index(f'{u}_na')] = 1
         else: cat[p, um.model_cats.index(u)] = 1
     return cat, cont
 
