@@ -6,15 +6,15 @@ flag another). `--rows` labelled held-out rows are explained against `--backgrou
 - sage-importance: `PermutationEstimator` with a `MarginalImputer` over the background and the mean squared
   error (the learner's loss), on the player matrix and wrapper of `shapley.py`, stopping at its convergence
   threshold `--thresh` (its default: the largest standard error below 0.025 of the spread of the values)
-- ours: `learn.sage_importance(df=rows, background=bg, seed=0)`, when the package has it, given the same
-  threshold when it takes a `thresh`
+- ours: `learn.sage_importance(df=rows, background=bg, seed=0, threshold=...)`, when the package has it, with the
+  same convergence threshold
 
-Both report a standard error per player; two estimates agree when they differ by at most twice the standard
+Both report a standard error per player (ours in the `std_error` column); two estimates agree when they differ by at most twice the standard
 error of their difference. One torch thread, CPU seconds of the process, best of `--runs` rounds taken in turns.
 Run: `python benchmarks/sage_bench.py` (`--quick`: a smoke run); named so because a `sage.py` here would hide the
 `sage` package.
 """
-import argparse, inspect, warnings
+import argparse, warnings
 import numpy as np, pandas as pd, torch, sage
 from shapley import make_data, train, UnitModel, CLOCK
 from timing import race
@@ -28,16 +28,10 @@ def sage_way(unit_model, X, Y, B, thresh):
     return est(X, Y, thresh=thresh, bar=False)
 
 
-def accepted(f, **kwargs):
-    "Those of `kwargs` that `f` names in its signature"
-    return {k: v for k, v in kwargs.items() if k in inspect.signature(f).parameters}
-
-
 def ours(learn, rows, bg, thresh):
-    "This package's SAGE values, as an importance table indexed by feature"
-    res = learn.sage_importance(df=rows, background=bg, seed=0, **accepted(learn.sage_importance, thresh=thresh,
-                                                                             show_progress=False))
-    return res.results.set_index('feature')[['importance', 'std']]
+    "This package's SAGE values and their standard errors, indexed by feature"
+    res = learn.sage_importance(df=rows, background=bg, seed=0, threshold=thresh, show_progress=False)
+    return res.results.set_index('feature')[['importance', 'std_error']]
 
 
 def markdown(table):
@@ -67,15 +61,13 @@ def main(n_rows, n_background, thresh, runs, n_train=8000):
 
     table = pd.DataFrame({'sage': found['sage'].values, 'sage_se': found['sage'].std}, index=um.units)
     if has_ours:
-        table = table.join(found['ours'].rename(columns={'importance': 'ours', 'std': 'ours_se'}))
+        table = table.join(found['ours'].rename(columns={'importance': 'ours', 'std_error': 'ours_se'}))
         table['z'] = (table.ours - table.sage) / np.hypot(table.sage_se, table.ours_se)
         table['agree'] = table.z.abs() <= 2
     print(markdown(table.sort_values('sage', ascending=False)))
     print(f"\nCPU seconds, best of {runs} rounds, one torch thread\n\n| tool | time | time / sage-importance's |\n|---|---|---|")
     for name in t: print(f"| {name} | {t[name]:.1f} s | {t[name] / t['sage']:.3f} |")
     if not has_ours: print("\nours skipped: the learner has no `sage_importance` yet")
-    elif 'thresh' not in inspect.signature(learn.sage_importance).parameters:
-        print("\nours ran at its own convergence rule: `sage_importance` takes no `thresh`")
 
 
 if __name__ == '__main__':
