@@ -18,7 +18,7 @@ from .checks import check_tabular_learner, feature_columns
 # %% auto #0
 __all__ = ['options', 'subcommands', 'InputError', 'existing', 'load_export', 'read_data', 'check_columns', 'labelled',
            'check_outputs', 'flat', 'save_plot', 'group', 'Subcommand', 'permutation', 'prediction', 'dependence',
-           'parser', 'run', 'main']
+           'background', 'shap', 'sage', 'parser', 'run', 'main']
 
 # %% ../nbs/20_cli.ipynb #173cd6e5
 class InputError(Exception):
@@ -109,6 +109,13 @@ options = dict(
               "feature (default: 20); a categorical one is swept over its categories")),
     ice = (['--ice'], dict(type=int, default=0, metavar='N', help="also draw individual curves (ICE) of N rows "
            "sampled with --seed in the plot (default: none)")),
+    background = (['--background'], dict(metavar='CSV', help="raw rows whose values stand in for a feature left out "
+                  "of a coalition (default: rows drawn from DATA with --seed)")),
+    n_background = (['--n-background'], dict(type=int, default=100, metavar='N', help="at most this many background "
+                    "rows (default: 100)")),
+    output = (['--output'], dict(metavar='CLASS', help="the class whose probability is explained (default: the last)")),
+    max_evals = (['--max-evals'], dict(type=int, metavar='N', help="model evaluations per row, in coalitions; "
+                 "default: exact values up to 10 features, else a budget that keeps the error near one per cent")),
 )
 
 # %% ../nbs/20_cli.ipynb #793e97a1
@@ -131,12 +138,30 @@ def dependence(learn, df, args):
     return learn.partial_dependence(args.feature, df=df, n_points=args.points, ice=args.ice, seed=args.seed,
                                     show_progress=not args.quiet)
 
+def background(args, df):
+    "The background rows: the `--background` CSV, else the data's own rows"
+    return df if args.background is None else read_data(existing(args.background))
+
+def shap(learn, df, args):
+    "Shapley values of the learner's predictions on each row; the table ranks features by mean |value|"
+    return learn.shap_values(df=df, background=background(args, df), n_background=args.n_background, output=args.output,
+                             groups=args.groups, max_evals=args.max_evals, seed=args.seed, show_progress=not args.quiet)
+
+def sage(learn, df, args):
+    "SAGE: how much of the learner's loss each feature explains, as Shapley values of the loss"
+    return learn.sage_importance(df=df, background=background(args, df), n_background=args.n_background,
+                                 groups=args.groups, seed=args.seed, show_progress=not args.quiet)
+
 subcommands = dict(
     permutation = Subcommand(permutation, permutation.__doc__, 'metric repeats seed groups', needs_labels=True,
                              summary=lambda r: f"importance: {r.label}; baseline {r.metric_name} {r.baseline:.6g}; seed {r.seed}"),
     prediction = Subcommand(prediction, prediction.__doc__, 'repeats seed groups',
                             summary=lambda r: f"importance: {r.label}; seed {r.seed}"),
     dependence = Subcommand(dependence, dependence.__doc__, 'feature points ice seed'),
+    shap = Subcommand(shap, shap.__doc__, 'background n_background output max_evals seed groups',
+                      summary=lambda r: f"base value {r.base_value:.6g} ({r.output}); seed {r.seed}"),
+    sage = Subcommand(sage, sage.__doc__, 'background n_background seed groups', needs_labels=True,
+                      summary=lambda r: f"importance: {r.label}; seed {r.seed}"),
 )
 
 # %% ../nbs/20_cli.ipynb #e8233b48

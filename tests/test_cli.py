@@ -162,3 +162,14 @@ def test_main_help(capsys):
     with pytest.raises(SystemExit) as e: main(['--help'])
     out = capsys.readouterr().out
     assert e.value.code == 0 and all(n in out for n in subcommands) and 'Exit status' in out
+
+
+def test_shap_and_sage(files, tmp_path, capsys):
+    "Shapley values and SAGE of an exported learner, with the data's own rows as background"
+    export, data, _ = files
+    out = tmp_path/'shap.csv'
+    assert main(['shap', str(export), str(data), '--seed', '0', '--n-background', '20', '--out', str(out), '--quiet']) == 0
+    table = pd.read_csv(out)
+    assert set(table.feature) == {'grp', 'x1', 'x3', 'x4', 'noise1', 'noise2'}
+    assert main(['sage', str(export), str(data), '--seed', '0', '--n-background', '20', '--quiet']) == 0
+    assert 'x1' in capsys.readouterr().out
