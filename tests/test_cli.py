@@ -139,7 +139,7 @@ def test_bad_input(bad_files, monkeypatch, capsys, args, message):
 
 def test_bad_command_line(capsys):
     "A malformed command line exits 2 with argparse's usage message"
-    for argv in (['shap', 'a.pkl', 'b.csv'], ['permutation', 'a.pkl'], ['permutation', 'a.pkl', 'b.csv', '--repeats', 'many']):
+    for argv in (['lime', 'a.pkl', 'b.csv'], ['permutation', 'a.pkl'], ['permutation', 'a.pkl', 'b.csv', '--repeats', 'many']):
         with pytest.raises(SystemExit) as e: main(argv)
         assert e.value.code == 2 and 'usage: fastai-featimp' in capsys.readouterr().err
 
