@@ -28,7 +28,7 @@ export: $(VENV)/.dev-installed
 readme:
 	$(PYTHON) tools/readme.py
 
-# Re-run the notebooks in place (all, or NBS="nbs/03_permutation.ipynb ..."), saving their outputs, then the README
+# Re-run the notebooks in place (all, or NBS="nbs/10_permutation.ipynb ..."), saving their outputs, then the README
 docs: $(VENV)/.dev-installed
 	$(BIN)/python tools/run_nbs.py $(NBS)
 	$(BIN)/python tools/readme.py

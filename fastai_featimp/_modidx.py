@@ -328,6 +328,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'fastai_featimp.scoring._named': ('scoring.html#_named', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring._one_metric': ('scoring.html#_one_metric', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.activation': ('scoring.html#activation', 'fastai_featimp/scoring.py'),
+                                        'fastai_featimp.scoring.acts_on_batches': ( 'scoring.html#acts_on_batches',
+                                                                                    'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.deviation_label': ( 'scoring.html#deviation_label',
                                                                                     'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.direction': ('scoring.html#direction', 'fastai_featimp/scoring.py'),
