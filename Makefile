@@ -38,7 +38,12 @@ test: export
 	$(BIN)/python -m pytest -q tests
 
 bench: $(VENV)/.dev-installed
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/shapley.py
+	$(BIN)/python benchmarks/sage_bench.py
+	$(BIN)/python benchmarks/association.py
 	$(BIN)/python benchmarks/batch_size.py
+	$(BIN)/python benchmarks/blind_spots.py
 	$(BIN)/python benchmarks/viann_overhead.py
 	$(BIN)/python benchmarks/viann_validation.py

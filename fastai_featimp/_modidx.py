@@ -396,8 +396,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'fastai_featimp.shapley._colour_scale': ('shapley.html#_colour_scale', 'fastai_featimp/shapley.py'),
                                         'fastai_featimp.shapley._numbers': ('shapley.html#_numbers', 'fastai_featimp/shapley.py'),
                                         'fastai_featimp.shapley._predict': ('shapley.html#_predict', 'fastai_featimp/shapley.py'),
-                                        'fastai_featimp.shapley._random_state_kept': ( 'shapley.html#_random_state_kept',
-                                                                                       'fastai_featimp/shapley.py'),
                                         'fastai_featimp.shapley._rows': ('shapley.html#_rows', 'fastai_featimp/shapley.py'),
                                         'fastai_featimp.shapley._seeds': ('shapley.html#_seeds', 'fastai_featimp/shapley.py'),
                                         'fastai_featimp.shapley._shown_value': ('shapley.html#_shown_value', 'fastai_featimp/shapley.py'),

@@ -28,7 +28,8 @@ block_rows = 2**16  # model rows built at once, whatever the number of rows expl
 def _predict(learn, cats, conts, bs):
     "The model's outputs (rows × outputs) on encoded rows, after the loss function's activation as in `get_preds`, `bs` rows at a time"
     act = activation(learn)
-    return torch.cat([act(forward_batch(learn, cats[i:i+bs], conts[i:i+bs])).reshape(min(bs, len(cats)-i), -1).float()
+    forward = partial(forward_batch, learn) if any(acts_on_batches(cb) for cb in learn.cbs) else learn.model
+    return torch.cat([act(forward(cats[i:i+bs], conts[i:i+bs])).reshape(min(bs, len(cats)-i), -1).float()
                       for i in range(0, len(cats), bs)])
 
 # %% ../nbs/14_shapley.ipynb #147d8ffb
@@ -138,12 +139,6 @@ def _check_count(name, value, low, optional=True):
     if value is None and optional: return
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"`{name}` must be a whole number, at least {low}, got {value!r}")
-
-def _random_state_kept(f):
-    "`f` run with the global random state (python, NumPy, torch) restored afterwards, whatever it draws"
-    states = get_random_states()
-    try: return f()
-    finally: set_random_states(**states)
 
 # %% ../nbs/14_shapley.ipynb #1b625303
 def background_engine(learn, background=None, n_background=100, rng=None, bs=None):
@@ -271,7 +266,8 @@ class ShapValues(ImportanceResult):
             return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
                        var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
                        ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed)
-        return _random_state_kept(compute)
+        check_tabular_learner(learn)
+        with kept(learn): return compute()
 
     def __repr__(self):
         how = 'exact' if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
@@ -449,7 +445,8 @@ class SageImportance(ImportanceResult):
             with evaluating(learn):
                 return cls(players.units, *sage_samples(learn, players, data, bg.data, math.ceil(ifnone(n_permutations, max_permutations)/2),
                                                         threshold, n_permutations is None, row_rng, perm_rng, bg.bs, show_progress), seed)
-        return _random_state_kept(compute)
+        check_tabular_learner(learn)
+        with kept(learn): return compute()
 
     def __repr__(self):
         state = 'converged' if self.converged else 'NOT converged'
