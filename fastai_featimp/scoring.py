@@ -185,22 +185,21 @@ class MetricScorer:
         self.higher_is_better = [direction(n, higher_is_better) for n in self.names]
 
     def prepare(self, out): return out
-    def start(self, n):
-        fresh = [copy(m) for m in self.metrics if m is not None]
-        for m in fresh: m.reset()
-        return SimpleNamespace(loss=0., count=0, metrics=fresh)
-
-    def add(self, state, positions, rows, out, ys):
-        n = len(out)
-        if 'loss' in self.names: state.loss = state.loss + self.loss_func(out, *ys).detach().float()*n
-        state.count += n
-        batch = SimpleNamespace(pred=out, yb=tuple(ys), y=ys[0] if len(ys)==1 else tuple(ys), xb=(), training=False,
-                                loss=None, to_detach=to_detach)
-        for m in state.metrics: m.accumulate(batch)
+    def start(self, n): return []
+    def add(self, state, positions, rows, out, ys): state.append((out, ys))
 
     def finish(self, state):
-        values,metrics = [],iter(state.metrics)
-        for name in self.names: values.append(float(state.loss)/state.count if name=='loss' else float(next(metrics).value))
+        "The loss and each metric on the perturbation's rows, read as one batch"
+        out = torch.cat([o for o,_ in state])
+        ys = [torch.cat(y) for y in zip(*[ys for _,ys in state])]
+        batch = SimpleNamespace(pred=out, yb=tuple(ys), y=ys[0] if len(ys)==1 else tuple(ys), xb=(), training=False,
+                                loss=None, to_detach=to_detach)
+        values = []
+        for name,m in zip(self.names, self.metrics):
+            if m is None: values.append(float(self.loss_func(out, *ys)))
+            else:
+                m = copy(m); m.reset(); m.accumulate(batch)
+                values.append(float(m.value))
         return np.array(values)
 
     def set_baseline(self, evaluate):
