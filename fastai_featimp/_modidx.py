@@ -455,6 +455,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'fastai_featimp/variance.py'),
                                          'fastai_featimp.variance.VarianceImportance.__init__': ( 'variance.html#varianceimportance.__init__',
                                                                                                   'fastai_featimp/variance.py'),
+                                         'fastai_featimp.variance.VarianceImportance.__repr__': ( 'variance.html#varianceimportance.__repr__',
+                                                                                                  'fastai_featimp/variance.py'),
                                          'fastai_featimp.variance.VarianceImportance._repr_html_': ( 'variance.html#varianceimportance._repr_html_',
                                                                                                      'fastai_featimp/variance.py'),
                                          'fastai_featimp.variance.VarianceImportance.after_batch': ( 'variance.html#varianceimportance.after_batch',

@@ -184,9 +184,13 @@ class VarianceImportance(Callback, ImportanceResult):
         self.column_scores = pd.Series(columns, index=self.inputs.labels)
         raw = feature_scores(columns, self.inputs.spans, self.reduce)
         units = list(self.inputs.features.values())
-        self.results,self.scores = importance_table(units, raw/raw.max() if raw.max() > 0 else raw)
+        results,self.scores = importance_table(units, raw/raw.max() if raw.max() > 0 else raw)
+        self.results = results.drop(columns=['std', 'ci_low', 'ci_high'])  # one score per feature: no spread to report
         self.n_samples = self.stats.n
         self.results.insert(2, 'score', self.results.feature.map(dict(zip(self.inputs.features, raw))))
         return self
 
     def _repr_html_(self): return None if self._results is None else super()._repr_html_()
+    def __repr__(self):
+        if self._results is None: return f"{type(self).__name__}(every={self.every!r}, reduce={self.reduce!r}, view={self.view!r}): nothing tracked yet"
+        return f"{type(self).__name__} after {self.n_samples} samples of the weights:\n{self._results.to_string(max_rows=30)}"

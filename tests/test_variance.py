@@ -68,7 +68,7 @@ def test_two_features_that_matter_rank_first(trained):
     assert res.importance.iloc[0] == 1 and res.importance.between(0, 1).all()
     assert (res.score > 0).all()
     assert res.set_index('feature').loc['d', 'columns'] == ['d', 'd_na']
-    assert list(res.columns[:4]) == ['feature', 'importance', 'score', 'std']
+    assert list(res.columns[:4]) == ['feature', 'importance', 'score', 'type'] and 'std' not in res  # one score each: no spread
 
 
 def test_plain_learner_two_inputs_first():
