@@ -13,7 +13,6 @@ from .scoring import *
 from .engine import *
 from .result import *
 
-
 # %% auto #0
 __all__ = ['exact_limit', 'block_rows', 'Players', 'coalitions', 'marginal_pairs', 'exact_shapley', 'walks', 'credit',
            'sampled_shapley', 'efficient', 'background_engine', 'explained_data', 'output_candidates', 'check_output',
