@@ -1,4 +1,4 @@
-"""Batch size and speed: the bare forward pass and `learn.validate` at several batch sizes, for networks of
+"""Batch size and speed: the bare forward pass and one fused engine evaluation at several batch sizes, for networks of
 three widths, and at the batch size `default_bs` picks.
 
 Each time is the best of `--runs` passes over the same rows, the batch sizes taking turns (the machine is
@@ -37,15 +37,15 @@ def main(rows, runs):
         def bare(bs):
             with torch.no_grad():
                 for i in range(0, len(cats), bs): model(cats[i:i+bs], conts[i:i+bs])
-        def validate(bs):
+        scorer = MetricScorer(learn, 'rmse')
+        def engine(bs):
             eng.bs = bs
-            return eng.score()
+            return eng.evaluate([Identity()], scorer)
         chosen = default_bs(model, 'cpu')
-        with scoring_with(learn, 'rmse'):
-            for name, f in (('bare', bare), ('validate', validate)):
-                times = race({bs: (lambda bs=bs: f(bs)) for bs in (*SIZES, chosen)}, runs)
-                cells = [f"{times[bs]*1000:>8.0f}" for bs in SIZES] + [f"{times[chosen]*1000:>8.0f} ({chosen:>5})"]
-                print(f"{str(layers):<12} {name:<9}" + ''.join(cells))
+        for name, f in (('bare', bare), ('engine', engine)):
+            times = race({bs: (lambda bs=bs: f(bs)) for bs in (*SIZES, chosen)}, runs)
+            cells = [f"{times[bs]*1000:>8.0f}" for bs in SIZES] + [f"{times[chosen]*1000:>8.0f} ({chosen:>5})"]
+            print(f"{str(layers):<12} {name:<9}" + ''.join(cells))
 
 
 if __name__ == '__main__':
