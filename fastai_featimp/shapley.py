@@ -341,6 +341,7 @@ def waterfall(self:ShapValues, row, top=10, ax=None, title=None):
         ax.text(s + d, i, f' {d:+.3g} ', va='center', ha='left' if d > 0 else 'right', fontsize=8)
     ax.axvline(self.base_value, color='#666666', lw=0.8, ls='--')
     ax.axvline(self.predictions[row], color='black', lw=0.8)
+    ax.margins(x=0.15)  # room for the values written beyond the bars' ends
     ax.set_yticks(range(len(deltas)), labels)
     ax.set_xlabel(f'{self.output}: base value {self.base_value:.4g} (dashed) to prediction {self.predictions[row]:.4g}')
     ax.set_title(ifnone(title, f'row {row!r}'))
