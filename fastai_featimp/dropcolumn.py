@@ -5,7 +5,6 @@
 # %% ../nbs/13_dropcolumn.ipynb #58501930
 from __future__ import annotations
 import tempfile
-from contextlib import contextmanager
 from copy import deepcopy
 from fastai.tabular.all import *
 from .checks import *
@@ -77,13 +76,10 @@ class DropColumnImportance(ImportanceResult):
                 scores[i,j] = eng.evaluate([ifnone(perturbs[i], Identity())], scorer, learn=new)[0]
         baseline_scores,dropped = scores[0],scores[1:]
         worse = np.stack([scorer.worse(dropped[:, j], baseline_scores[j]) for j in range(len(seeds))], 1)
-        labels = {n: scorer.label(n, 'when dropped and retrained') for n in scorer.names}
-        one = len(scorer.names)==1
-        return cls.from_scores(units, worse, label=labels[scorer.names[0]] if one else labels, metrics=scorer.names,
-                               baseline=baseline_scores.mean(0)[0] if one else dict(zip(scorer.names, baseline_scores.mean(0))),
-                               baseline_scores=baseline_scores[:, 0] if one else baseline_scores,
-                               metric_name=scorer.names[0] if one else scorer.names, perturbs=perturbs[1:],
-                               higher_is_better=scorer.higher_is_better[0] if one else scorer.higher_is_better)
+        return cls.from_scores(units, worse, metrics=scorer.names,
+                               **described(scorer, 'when dropped and retrained', baseline_scores.mean(0)),
+                               baseline_scores=baseline_scores[:, 0] if len(scorer.names)==1 else baseline_scores,
+                               perturbs=perturbs[1:])
 
 # %% ../nbs/13_dropcolumn.ipynb #fad5d084
 def retrained(learn, fit, perturb, seed, path):

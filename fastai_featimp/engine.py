@@ -82,21 +82,22 @@ class Evaluator:
         self.cats = d.cats.new_empty(bs, d.cats.shape[1]); self.conts = d.conts.new_empty(bs, d.conts.shape[1])
         self.pending,self.filled,answers = [],0,[]
         for p in progress(perturbations, show_progress, total=total):
-            n,state,start = p.n_rows(d),None,0
+            n,start = p.n_rows(d),0
             state = scorer.start(n)
             while start < n:
                 take = min(bs - self.filled, n - start)
-                self._fill(p, slice(start, start+take))
-                self.pending.append((state, slice(start, start+take), p, start+take==n))
+                positions = slice(start, start+take)
+                rows = positions if p.rows is None else p.rows[positions]
+                self._fill(p, positions, rows)
+                self.pending.append((state, positions, rows, start+take==n))
                 start += take
                 if self.filled==bs: answers += self._flush(scorer)
         if self.filled: answers += self._flush(scorer)
         return answers
 
-    def _fill(self, p, positions):
-        "Copy `p`'s rows at `positions` into the batch and let `p` rewrite them"
+    def _fill(self, p, positions, rows):
+        "Copy `p`'s data `rows`, at `positions` among its own, into the batch and let `p` rewrite them"
         d,o,k = self.data,self.filled,positions.stop-positions.start
-        rows = positions if p.rows is None else p.rows[positions]
         cats,conts = self.cats[o:o+k],self.conts[o:o+k]
         cats.copy_(d.cats[rows]); conts.copy_(d.conts[rows])
         p(d, positions, cats, conts)
@@ -105,9 +106,8 @@ class Evaluator:
     def _flush(self, scorer):
         "Run the model on the batch, hand each segment to the scorer; the answers of perturbations now complete"
         out,o,done = scorer.prepare(self.forward(self.cats[:self.filled], self.conts[:self.filled])),0,[]
-        for state,positions,p,last in self.pending:
+        for state,positions,rows,last in self.pending:
             k = positions.stop-positions.start
-            rows = positions if p.rows is None else p.rows[positions]
             scorer.add(state, positions, rows, out[o:o+k], [y[rows] for y in self.data.ys])
             if last: done.append(scorer.finish(state))
             o += k
@@ -236,14 +236,19 @@ class Engine:
         return pd.DataFrame(unit_association(columns.to_numpy(), [[pos[c] for c in u.columns] for u in units]),
                             index=names, columns=names)
 
-    def units(self, groups=None, threshold=0.7):
-        "The units to perturb: the features, with `groups` merged (`'auto'`: those associated at `threshold`)"
-        return resolve_units(self.features, groups, threshold, self.unit_association)
+    def units(self, groups=None, threshold=0.7, columns=None):
+        "The units to perturb: the features, with `groups` merged (`'auto'`: those associated at `threshold`, from `columns` if given)"
+        return resolve_units(self.features, groups, threshold, lambda units: self.unit_association(units, columns))
+
+    @property
+    def train_means(self):
+        "The mean of each continuous column of the learner's training data, computed once"
+        if not hasattr(self, '_train_means'): self._train_means = self.to.conts.to_numpy(dtype=np.float32).mean(0)
+        return self._train_means
 
     def neutral(self, unit):
         "A `Substitute` that makes `unit` carry nothing: codes to the missing level, values to the training mean"
-        means = self.to.conts.to_numpy(dtype=np.float32).mean(0)
-        return Substitute(unit, [0]*len(unit.cat_idx), [float(means[i]) for i in unit.cont_idx])
+        return Substitute(unit, [0]*len(unit.cat_idx), [float(self.train_means[i]) for i in unit.cont_idx])
 
     def permutation(self, generator, rows=None):
         "A random permutation of `rows` (default: all rows), as the data rows each row takes its values from"

@@ -122,8 +122,7 @@ class PermutationImportance(ImportanceResult):
             scorer = make_scorer(learn, by, metric, higher_is_better)
             eng = Engine(learn, df, dl, bs, with_labels=by=='metric')
             columns = eng.association() if conditional or split_groups(groups)[1] else None
-            units = eng.units(groups, threshold) if columns is None else \
-                    resolve_units(eng.features, groups, threshold, lambda us: eng.unit_association(us, columns))
+            units = eng.units(groups, threshold, columns)
             cond = Conditioning(eng, units, columns, min_association, max_conditioning, n_bins) if conditional else None
             gen = torch.Generator().manual_seed(seed)
             rows = subsample(eng.data.n, max_rows, n_repeats, gen)
@@ -138,11 +137,7 @@ class PermutationImportance(ImportanceResult):
         if relative and np.any(np.asarray(baselines)==0): raise ValueError("`relative=True` needs a non-zero baseline score")
         scores = np.stack([scorer.worse(values[:, r], None if rows[r] is None else baselines[r], relative) for r in range(n_repeats)], 1)
         what = 'when shuffled' + (' (relative)' if relative else '')
-        labels = {n: scorer.label(n, what) for n in scorer.names}
-        res = cls.from_scores(units, scores, label=labels if len(labels) > 1 else labels[scorer.names[0]],
-                              metrics=scorer.names, baseline=scorer.baseline[0] if len(scorer.names)==1 else dict(zip(scorer.names, scorer.baseline)),
-                              metric_name=scorer.names[0] if len(scorer.names)==1 else scorer.names,
-                              higher_is_better=scorer.higher_is_better[0] if len(scorer.names)==1 else scorer.higher_is_better,
+        res = cls.from_scores(units, scores, metrics=scorer.names, **described(scorer, what, scorer.baseline),
                               by=by, seed=seed, max_rows=max_rows, conditional=conditional, relative=relative)
         if conditional:
             res.results['conditioned_on'] = res.results.feature.map(cond.conditioned_on)

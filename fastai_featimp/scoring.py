@@ -11,8 +11,9 @@ from fastai.tabular.all import *
 
 # %% auto #0
 __all__ = ['bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept', 'reports_on_training', 'acts_on_batches',
-           'forward_batch', 'evaluating', 'activation', 'prediction_kind', 'prediction_deviation', 'deviation_label',
-           'oriented', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer', 'DeviationScorer', 'make_scorer']
+           'forward_batch', 'forward_of', 'evaluating', 'activation', 'prediction_kind', 'prediction_deviation',
+           'deviation_label', 'oriented', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer', 'DeviationScorer',
+           'described', 'make_scorer']
 
 # %% ../nbs/03_scoring.ipynb #f5e099a6
 _lower_words = ('loss', 'err', 'mse', 'mae', 'msle', 'rmspe', 'mape', 'perplexity', 'brier', 'deviance', 'hamming')
@@ -115,16 +116,19 @@ def forward_batch(learn, cats, conts):
     learn('after_pred'); learn('after_loss'); learn('after_batch')
     return learn.pred
 
+def forward_of(learn):
+    "`learn`'s forward pass on a batch: the bare model when none of its callbacks acts on batches, else `forward_batch`"
+    return partial(forward_batch, learn) if any(acts_on_batches(cb) for cb in learn.cbs) else learn.model
+
 @contextmanager
 def evaluating(learn):
     "Inside `kept`: yields the learner's forward pass in eval mode, without gradients, through its batch callbacks"
     with kept(learn):
         learn.metrics = L()
         learn.cbs = learn.cbs.filter(lambda cb: not reports_on_training(cb))
-        bare = not any(acts_on_batches(cb) for cb in learn.cbs)
         with learn.validation_context(), torch.no_grad():
             learn('before_validate')
-            yield learn.model if bare else partial(forward_batch, learn)
+            yield forward_of(learn)
             learn('after_validate')
 
 # %% ../nbs/03_scoring.ipynb #0bf47834
@@ -234,6 +238,14 @@ class DeviationScorer:
     def worse(self, values, baseline=None, relative=False): return np.asarray(values)
     def summary(self, rows): return np.array([rows.mean()])
     def label(self, name, what): return f"{name} {what}"
+
+# %% ../nbs/03_scoring.ipynb #ff7ec843
+def described(scorer, what, baseline):
+    "The `label`, `metric_name`, `higher_is_better` and `baseline` of a result scored by `scorer` under `what`"
+    names,labels = scorer.names,{n: scorer.label(n, what) for n in scorer.names}
+    if len(names)==1: return dict(label=labels[names[0]], metric_name=names[0], higher_is_better=scorer.higher_is_better[0],
+                                  baseline=baseline[0])
+    return dict(label=labels, metric_name=names, higher_is_better=scorer.higher_is_better, baseline=dict(zip(names, baseline)))
 
 # %% ../nbs/03_scoring.ipynb #ee878e1a
 bys = ('metric', 'prediction')

@@ -27,7 +27,7 @@ block_rows = 2**16  # model rows built at once, whatever the number of rows expl
 def _predict(learn, cats, conts, bs):
     "The model's outputs (rows × outputs) on encoded rows, after the loss function's activation as in `get_preds`, `bs` rows at a time"
     act = activation(learn)
-    forward = partial(forward_batch, learn) if any(acts_on_batches(cb) for cb in learn.cbs) else learn.model
+    forward = forward_of(learn)
     return torch.cat([act(forward(cats[i:i+bs], conts[i:i+bs])).reshape(min(bs, len(cats)-i), -1).float()
                       for i in range(0, len(cats), bs)])
 

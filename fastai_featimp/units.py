@@ -4,14 +4,12 @@
 
 # %% ../nbs/02_units.ipynb #ca4ed461
 from __future__ import annotations
-from contextlib import contextmanager
-from copy import copy
 from fastai.tabular.all import *
 from .association import *
 
 # %% auto #0
-__all__ = ['Feature', 'is_tabular', 'check_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features',
-           'group_name', 'group_features', 'split_groups', 'merge_associated', 'resolve_units']
+__all__ = ['Feature', 'is_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features', 'group_name',
+           'group_features', 'split_groups', 'merge_associated', 'resolve_units']
 
 # %% ../nbs/02_units.ipynb #448953cd
 class Feature:
@@ -35,15 +33,6 @@ class Feature:
 def is_tabular(dl):
     "Whether `dl` holds `TabularPandas` data"
     return isinstance(getattr(dl, 'dataset', None), Tabular)
-
-# %% ../nbs/02_units.ipynb #6ba4f31d
-def check_tabular(learn):
-    "Raise a clear error unless `learn` was built on tabular data"
-    train = getattr(getattr(learn, 'dls', None), 'train', None)
-    if not is_tabular(train):
-        found = type(getattr(train, 'dataset', train)).__name__
-        raise TypeError(f"fastai_featimp needs a tabular learner (dataloaders built on `TabularPandas`); "
-                        f"this learner's training data is a `{found}`")
 
 # %% ../nbs/02_units.ipynb #82ab8778
 def na_companions(to):
@@ -80,7 +69,7 @@ def _owner(feats, name):
     "The feature that owns column or feature `name`"
     if name in feats: return name
     owner = first(f for f,o in feats.items() if name in o.columns)
-    if owner is None: raise ValueError(f"unknown feature {name!r}; the features are: {', '.join(feats)}")
+    if owner is None: raise ValueError(f"unknown feature {name!r}; the features are: {', '.join(map(str, feats))}")
     return owner
 
 # %% ../nbs/02_units.ipynb #1ed6dcdb
