@@ -7,7 +7,10 @@ flag another). `--rows` labelled held-out rows are explained against `--backgrou
   error (the learner's loss), on the player matrix and wrapper of `shapley.py`, stopping at its convergence
   threshold `--thresh` (its default: the largest standard error below 0.025 of the spread of the values)
 - ours: `learn.sage_importance(df=rows, background=bg, seed=0, threshold=...)`, when the package has it, with the
-  same convergence threshold
+  same convergence threshold (its default `n_draws=8`: eight background rows drawn per permutation pair, jackknifed)
+- reference (not timed): ours with every coalition averaged over the whole background (`n_draws=len(bg)`) and
+  `--ref-rounds` visits of every row (two antithetic pairs each), far more precise than either contender: each
+  contender's z-score against it says whether its error matches the standard error it reports
 
 Both report a standard error per player (ours in the `std_error` column); two estimates agree when they differ by at most twice the standard
 error of their difference. One torch thread, CPU seconds of the process, best of `--runs` rounds taken in turns.
@@ -28,9 +31,16 @@ def sage_way(unit_model, X, Y, B, thresh):
     return est(X, Y, thresh=thresh, bar=False)
 
 
-def ours(learn, rows, bg, thresh):
+def ours(learn, rows, bg, thresh, seed=0):
     "This package's SAGE values and their standard errors, indexed by feature"
-    res = learn.sage_importance(df=rows, background=bg, seed=0, threshold=thresh, show_progress=False)
+    res = learn.sage_importance(df=rows, background=bg, seed=seed, threshold=thresh, show_progress=False)
+    return res.results.set_index('feature')[['importance', 'std_error']]
+
+
+def reference(learn, rows, bg, rounds):
+    "SAGE values with exact imputation and every row visited `rounds` times, with their standard errors"
+    res = learn.sage_importance(df=rows, background=bg, seed=1, n_permutations=4*rounds*len(rows), n_draws=len(bg),
+                                show_progress=False)
     return res.results.set_index('feature')[['importance', 'std_error']]
 
 
@@ -41,7 +51,19 @@ def markdown(table):
     return '\n'.join(lines + [f'| {i} | ' + ' | '.join(cell(v) for v in r) + ' |' for i, r in zip(table.index, table.values)])
 
 
-def main(n_rows, n_background, thresh, runs, n_train=8000):
+def z_scores(est, ref):
+    "How many standard errors of their difference each estimate of `est` is from `ref`'s (both: importance, std_error)"
+    est = est.loc[ref.index]
+    return (est.importance - ref.importance) / np.hypot(est.std_error, ref.std_error)
+
+
+def calibration(learn, rows, bg, thresh, ref, seeds):
+    "RMS z-score of ours against the reference over `seeds` further seeds: 1 when the reported standard errors match the errors"
+    z = [z_scores(ours(learn, rows, bg, thresh, seed), ref) for seed in range(1000, 1000 + seeds)]
+    return float(np.sqrt((np.array(z)**2).mean()))
+
+
+def main(n_rows, n_background, thresh, runs, ref_rounds, seeds, n_train=8000):
     torch.set_num_threads(1)
     df = make_data(n_train + n_rows)
     learn = train(df.iloc[:n_train])
@@ -64,10 +86,20 @@ def main(n_rows, n_background, thresh, runs, n_train=8000):
         table = table.join(found['ours'].rename(columns={'importance': 'ours', 'std_error': 'ours_se'}))
         table['z'] = (table.ours - table.sage) / np.hypot(table.sage_se, table.ours_se)
         table['agree'] = table.z.abs() <= 2
+        if ref_rounds:
+            ref = reference(learn, rows, bg, ref_rounds)
+            table = table.join(ref.rename(columns={'importance': 'ref', 'std_error': 'ref_se'}))
+            for c in ('sage', 'ours'): table[f'z_{c}_ref'] = (table[c] - table.ref) / np.hypot(table[f'{c}_se'], table.ref_se)
     print(markdown(table.sort_values('sage', ascending=False)))
     print(f"\nCPU seconds, best of {runs} rounds, one torch thread\n\n| tool | time | time / sage-importance's |\n|---|---|---|")
     for name in t: print(f"| {name} | {t[name]:.1f} s | {t[name] / t['sage']:.3f} |")
     if not has_ours: print("\nours skipped: the learner has no `sage_importance` yet")
+    elif ref_rounds:
+        rms = lambda z: float(np.sqrt((z**2).mean()))
+        print(f"\nagainst the reference: RMS z-score sage {rms(table.z_sage_ref):.2f}, ours {rms(table.z_ours_ref):.2f} "
+              f"(1 when the reported standard errors match the errors); max |z| sage {table.z_sage_ref.abs().max():.2f}, "
+              f"ours {table.z_ours_ref.abs().max():.2f}")
+        if seeds: print(f"ours over {seeds} further seeds: RMS z-score {calibration(learn, rows, bg, thresh, ref, seeds):.2f}")
 
 
 if __name__ == '__main__':
@@ -76,7 +108,9 @@ if __name__ == '__main__':
     p.add_argument('--background', type=int, default=100)
     p.add_argument('--thresh', type=float, default=0.025)
     p.add_argument('--runs', type=int, default=1)
+    p.add_argument('--ref-rounds', type=int, default=2, help='visits of every row for the reference; 0: none')
+    p.add_argument('--seeds', type=int, default=16, help='further seeds of ours against the reference, for calibration')
     p.add_argument('--quick', action='store_true', help='a smoke run: 500 rows, 20 background rows, threshold 0.1')
     a = p.parse_args()
-    if a.quick: a.rows, a.background, a.thresh = 500, 20, 0.1
-    main(a.rows, a.background, a.thresh, a.runs)
+    if a.quick: a.rows, a.background, a.thresh, a.seeds = 500, 20, 0.1, 2
+    main(a.rows, a.background, a.thresh, a.runs, a.ref_rounds, a.seeds)

@@ -14,10 +14,10 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['exact_limit', 'block_rows', 'Players', 'coalitions', 'marginal_pairs', 'exact_shapley', 'walks', 'credit',
+__all__ = ['exact_limit', 'block_rows', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'exact_shapley', 'walks', 'credit',
            'sampled_shapley', 'efficient', 'background_engine', 'explained_data', 'output_candidates', 'check_output',
-           'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues', 'loss_input', 'row_losses', 'convergence',
-           'SageImportance', 'sage_samples']
+           'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues', 'loss_input', 'row_losses', 'imputed_losses',
+           'RowTally', 'convergence', 'SageImportance', 'sage_samples']
 
 # %% ../nbs/14_shapley.ipynb #57154c9c
 exact_limit = 10  # players up to which `shap_values` is exact unless `max_evals` says otherwise
@@ -50,6 +50,68 @@ class Players:
         (xc,xk),(bc,bk) = x,b
         return torch.where(mask[..., self.cat_owner], xc, bc), torch.where(mask[..., self.cont_owner], xk, bk)
 
+# %% ../nbs/14_shapley.ipynb #e7e737f8
+class Game:
+    "The model's outputs (after the activation) on rows taking a coalition's players from a row of `data` and the others from a row of `background`"
+    def __init__(self, learn, players, data, background, bs):
+        store_attr('learn,players,data,background,bs')
+        self.split = LinearInput.of(learn, background.cats, background.conts)
+        if self.split is not None:
+            self.owner = torch.cat([players.cat_owner, players.cont_owner])
+            self.bg_parts = self.parts(background.cats, background.conts)
+            self.bg_hidden = self.bg_parts.sum(1) + self.split.offset
+
+    def parts(self, cats, conts):
+        "Each player's part of the first layer's output (rows × players × width)"
+        cols = self.split.columns(cats, conts)
+        return cols.new_zeros(len(cols), self.players.m, cols.shape[-1]).index_add_(1, self.owner, cols)
+
+    def differences(self, xi, bi):
+        "Each player's part in data rows `xi` (rows) minus in background rows `bi` (rows × k): (rows × k × players × width)"
+        rows,inverse = xi.unique(return_inverse=True)
+        return self.parts(*_rows(self.data, rows))[inverse][:, None] - self.bg_parts[bi]
+
+    def outputs(self, hidden):
+        "The activated outputs of the rest of the network on first-layer outputs (... × width)"
+        act,flat = activation(self.learn),hidden.flatten(0, -2)
+        return torch.cat([act(self.split(flat[i:i+self.bs])).reshape(len(flat[i:i+self.bs]), -1).float()
+                          for i in range(0, len(flat), self.bs)]).view(*hidden.shape[:-1], -1)
+
+    def mixed(self, mask, xi, bi):
+        "Outputs on mixed encoded rows, the whole model running: `mask` (... × players) broadcast with row indices `xi`, `bi` (...)"
+        cats,conts = self.players.mix(mask, _rows(self.data, xi), _rows(self.background, bi))
+        return _predict(self.learn, cats.flatten(0, -2), conts.flatten(0, -2), self.bs).view(*cats.shape[:-1], -1)
+
+    def along(self, perm, xi, bi):
+        "Outputs along each permutation (pairs × players) and its reverse, from data row `xi` (pairs) and background rows `bi` (pairs × k): (pairs × k × 2 × players-1 × outputs)"
+        if self.split is None: return self.mixed(walks(perm)[:, None], xi[:, None, None, None], bi[:, :, None, None])
+        n = max(1, self.bs//(2*(self.players.m-1)*bi.shape[1]))  # pairs per forward: its tensors stay in the cache
+        return torch.cat([self._along(perm[i:i+n], xi[i:i+n], bi[i:i+n]) for i in range(0, len(perm), n)])
+
+    def _along(self, perm, xi, bi):
+        nb = self.background.n
+        pairs,inverse = (xi[:, None]*nb + bi).unique(return_inverse=True)  # each (row, background row) once
+        steps = self.differences(pairs//nb, (pairs % nb)[:, None])[:, 0][inverse[..., None], perm[:, None]]
+        start = self.bg_hidden[bi]
+        p,k,m,width = steps.shape
+        out = steps.new_empty(p, k, 2, m-1, width)
+        walk = out[:, :, 0]  # first-layer outputs as the players join
+        torch.add(start, steps[:, :, 0], out=walk[:, :, 0])
+        for j in range(1, m-1): torch.add(walk[:, :, j-1], steps[:, :, j], out=walk[:, :, j])
+        torch.sub((start + walk[:, :, -1] + steps[:, :, -1])[:, :, None], walk.flip(2), out=out[:, :, 1])  # the reverse walk
+        return self.outputs(out)
+
+    def coalitions(self, mask, xi):
+        "Outputs for every coalition in `mask` (coalitions × players), from data rows `xi` against the whole background: (rows × background × coalitions × outputs)"
+        bi = torch.arange(self.background.n, device=mask.device)
+        if self.split is None: return self.mixed(mask, xi[:, None, None], bi[:, None])
+        d = self.differences(xi, bi.expand(len(xi), -1))
+        flat,n = d.permute(2, 0, 1, 3).flatten(1),max(1, self.bs//(len(xi)*len(bi)))
+        def outputs(part):  # the sums of a few coalitions' differences: one matrix product
+            sums = (part.to(d.dtype) @ flat).view(len(part), *d.shape[:2], -1).permute(1, 2, 0, 3)
+            return self.outputs(self.bg_hidden[None, :, None] + sums)
+        return torch.cat([outputs(mask[i:i+n]) for i in range(0, len(mask), n)], 2)
+
 # %% ../nbs/14_shapley.ipynb #585df2b8
 def coalitions(m):
     "Every coalition of `m` players, as a (2**m × m) boolean mask: coalition `c` holds player `i` when bit `i` of `c` is set"
@@ -66,21 +128,17 @@ def marginal_pairs(m):
 # %% ../nbs/14_shapley.ipynb #45ba2fda
 def _rows(data, idx): return data.cats[idx],data.conts[idx]
 
-def exact_shapley(learn, players, data, background, preds, base, bs, show_progress=True):
-    "Exact interventional Shapley values (rows × players × outputs) of `data`'s rows: every coalition against the whole `background`"
-    m,n,nb,device = players.m,data.n,background.n,data.cats.device
+def exact_shapley(game, preds, base, show_progress=True):
+    "Exact interventional Shapley values (rows × players × outputs) of the game's rows: every coalition against the whole background"
+    m,n,nb,device = game.players.m,game.data.n,game.background.n,game.data.cats.device
     z = coalitions(m).to(device)
     without,with_,weights = [t.to(device) for t in marginal_pairs(m)]
-    bg = tuple(t[None] for t in _rows(background, slice(None)))
-    per_block,chunk = max(1, block_rows//(nb*2**m)),max(1, block_rows//nb)
+    per_block = max(1, block_rows//(nb*2**m))
     phi = []
     for start in progress(range(0, n, per_block), show_progress):
-        pairs = torch.arange(start*2**m, min(start+per_block, n)*2**m, device=device)
-        values = []
-        for p in pairs.split(chunk):
-            cats,conts = players.mix(z[p%2**m][:, None], tuple(t[:, None] for t in _rows(data, p//2**m)), bg)
-            values.append(_predict(learn, cats.flatten(0, -2), conts.flatten(0, -2), bs).double().view(len(p), nb, -1).mean(1))
-        v = torch.cat(values).view(-1, 2**m, preds.shape[1])
+        xi = torch.arange(start, min(start+per_block, n), device=device)
+        chunk = max(1, block_rows//(nb*len(xi)))
+        v = torch.cat([game.coalitions(z[c:c+chunk], xi).double().mean(1) for c in range(0, 2**m, chunk)], 1)
         v[:, 0],v[:, -1] = base,preds[start:start+len(v)]  # the ends as computed once, so that the values add up to them exactly
         phi.append(torch.einsum('rijk,ij->rik', v[:, with_] - v[:, without], weights))
     return torch.cat(phi)
@@ -101,9 +159,9 @@ def credit(walk, perm):
 # %% ../nbs/14_shapley.ipynb #fc972253
 def _seeds(seed, n): return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
 
-def sampled_shapley(learn, players, data, background, preds, bg_preds, n_rounds, seed, bs, show_progress=True):
+def sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress=True):
     "Shapley values (rows × players × outputs) from `n_rounds` antithetic permutation pairs per row and background row, and their variance"
-    m,n,nb,device = players.m,data.n,background.n,data.cats.device
+    m,n,nb,device = game.players.m,game.data.n,game.background.n,game.data.cats.device
     perm_rng,bg_rng = _seeds(seed, 2)
     offsets = torch.as_tensor(bg_rng.integers(nb, size=n), device=device)
     sums,spread = [torch.zeros(n, m, preds.shape[1], dtype=torch.float64, device=device) for _ in range(2)]
@@ -114,8 +172,7 @@ def sampled_shapley(learn, players, data, background, preds, bg_preds, n_rounds,
         rows = pair//n_pairs
         bgs = (offsets[rows] + pair%n_pairs//n_rounds) % nb  # strata: each background row takes `n_rounds` pairs in a row
         perm = torch.as_tensor(perm_rng.random((len(pair), m)).argsort(1), device=device)
-        cats,conts = players.mix(walks(perm), *[tuple(t[:, None, None] for t in _rows(d, i)) for d,i in ((data, rows), (background, bgs))])
-        inner = _predict(learn, cats.flatten(0, -2), conts.flatten(0, -2), bs).double().view(len(pair), 2, m-1, -1)
+        inner = game.along(perm, rows, bgs[:, None])[:, 0].double()
         ends = [p[i][:, None, None].expand(-1, 2, 1, -1) for p,i in ((bg_preds, bgs), (preds, rows))]
         strata = credit(torch.cat([ends[0], inner, ends[1]], 2), perm).view(-1, n_rounds, m, preds.shape[1])
         rows = rows[::n_rounds]
@@ -189,8 +246,8 @@ def raw_frame(learn, players, features, data, index):
 
 # %% ../nbs/14_shapley.ipynb #00ebbe86
 def default_max_evals(m):
-    "The default budget for `m` players, in coalitions over the whole background per row: six permutation pairs per background row"
-    return 2 + 12*(m-1)
+    "The default budget for `m` players, in coalitions over the whole background per row: five permutation pairs per background row"
+    return 2 + 10*(m-1)
 
 def rounds_for(max_evals, m):
     "Antithetic permutation pairs per background row that `max_evals` pays for: each costs `2*(m-1)` coalitions, plus the two ends"
@@ -257,9 +314,10 @@ class ShapValues(ImportanceResult):
                 preds = _predict(learn, data.cats, data.conts, bg.bs).double()
                 bg_preds = _predict(learn, bg.data.cats, bg.data.conts, bg.bs).double()
                 base = bg_preds.mean(0)
-                if exact: phi,var = exact_shapley(learn, players, data, bg.data, preds, base, bg.bs, show_progress),torch.zeros(1)
+                game = Game(learn, players, data, bg.data, bg.bs)
+                if exact: phi,var = exact_shapley(game, preds, base, show_progress),torch.zeros(1)
                 else:
-                    phi,var = sampled_shapley(learn, players, data, bg.data, preds, bg_preds, n_rounds, seed, bg.bs, show_progress)
+                    phi,var = sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress)
                     phi = efficient(phi, var, preds - base)
             outputs = output_names(learn, preds.shape[1])
             return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
@@ -400,22 +458,50 @@ def row_losses(learn, probs, y, kind):
     with learn.loss_not_reduced(): loss = learn.loss_func(loss_input(probs, kind).float(), y)
     return loss.reshape(len(probs), -1).double().mean(1)
 
+def imputed_losses(learn, probs, y, kind, jackknife):
+    "The loss of each coalition's mean prediction over its draws (coalitions × draws × outputs), jackknifed when the draws are a sample"
+    k,mean = probs.shape[1],probs.mean(1)
+    loss = row_losses(learn, mean, y, kind)
+    if not jackknife: return loss
+    left_out = (k*mean[:, None] - probs)/(k-1)
+    return k*loss - (k-1)*row_losses(learn, left_out.flatten(0, 1), y.repeat_interleave(k, 0), kind).view(-1, k).mean(1)
+
 # %% ../nbs/14_shapley.ipynb #74a238bb
-def convergence(samples):
+class RowTally:
+    "Per row of a dataset, its samples' count, sum and sum of squares: the mean over rows and its two-stage standard error"
+    def __init__(self, n, m, device):
+        self.n = n
+        self.count = torch.zeros(n, 1, dtype=torch.float64, device=device)
+        self.sum,self.squares = [torch.zeros(n, m, dtype=torch.float64, device=device) for _ in range(2)]
+
+    def add(self, rows, samples):
+        "Count `samples` (samples × players) for their `rows`"
+        for t,v in ((self.count, torch.ones_like(samples[:, :1])), (self.sum, samples), (self.squares, samples**2)): t.index_add_(0, rows, v)
+
+    def estimate(self):
+        "The visited rows' means (rows × players), their mean, and its standard error"
+        seen = self.count[:, 0] > 0
+        count,means = self.count[seen],self.sum[seen]/self.count[seen]
+        within = ((self.squares[seen] - count*means**2)/(count - 1)).clamp_min(0)/count
+        r,share = len(means),len(means)/self.n
+        between = means.var(0) if r > 1 else torch.full_like(means[0], math.inf)
+        return means,means.mean(0),(((1 - share)*between + share*within.mean(0))/r).sqrt()
+
+def convergence(estimate, se):
     "SAGE's convergence ratio: the largest standard error over the spread (max - min) of the estimates"
-    mean,se = samples.mean(0),samples.std(0)/math.sqrt(len(samples))
-    spread = mean.max() - mean.min()
+    spread = estimate.max() - estimate.min()
     return float(se.max()/spread) if spread > 0 else math.inf
 
 # %% ../nbs/14_shapley.ipynb #b17792df
 class SageImportance(ImportanceResult):
     "SAGE: how much of a tabular learner's loss each feature explains, as Shapley values of the loss over a dataset"
     label = 'SAGE value (loss explained)'
-    def __init__(self, units, samples, ratio, converged, seed=None):
-        store_attr(but='units,samples')
-        self.n_permutations = 2*samples.shape[0]
-        self.results,self.scores = importance_table(units, samples.T)
-        self.results.insert(3, 'std_error', self.results['std']/math.sqrt(samples.shape[0]))
+    def __init__(self, units, row_means, se, ratio, converged, n_permutations, n_draws, seed=None):
+        store_attr('ratio,converged,n_permutations,n_draws,seed')
+        self.results,self.scores = importance_table(units, row_means.T)
+        se = self.results.feature.map(dict(zip([u.name for u in units], se))).to_numpy()
+        self.results.insert(3, 'std_error', se)
+        self.results['ci_low'],self.results['ci_high'] = self.results.importance - 1.96*se,self.results.importance + 1.96*se
 
     @classmethod
     def from_learner(cls, learn,
@@ -425,9 +511,10 @@ class SageImportance(ImportanceResult):
         n_background:int=100, # at most this many background rows, drawn with `seed`
         groups:dict|list|str=None, # features that act as one player, e.g. `{'location': ['lat', 'lon']}`
         seed:int=None, # makes the result reproducible bit for bit
-        n_permutations:int=None, # exactly this many permutations (rounded up to pairs); default: until converged
+        n_permutations:int=None, # exactly this many permutations (rounded up to a multiple of four: two pairs per row visited); default: until converged
         threshold:float=0.025, # converged when the largest standard error is below this fraction of the estimates' range
         max_permutations:int=20000, # stop here even if not converged (with a warning)
+        n_draws:int=8, # background rows drawn per permutation pair, jackknifed; at least the background's size: all of it
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar with the convergence ratio
     ):
@@ -436,15 +523,20 @@ class SageImportance(ImportanceResult):
         def compute():
             check_tabular_learner(learn)
             _check_count('n_permutations', n_permutations, 1); _check_count('max_permutations', max_permutations, 2, optional=False)
+            _check_count('n_draws', n_draws, 2, optional=False)
             if not isinstance(threshold, (int, float)) or not 0 < threshold < 1: raise ValueError(f"`threshold` must be in (0, 1), got {threshold!r}")
-            row_rng,perm_rng,bg_rng = _seeds(seed, 3)
+            row_rng,perm_rng,bg_rng,draw_rng = _seeds(seed, 4)
             bg = background_engine(learn, background, n_background, bg_rng, bs)
             data = Engine(learn, df, dl, bs, with_labels=True).data
             players = Players(bg.units(groups), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
             if players.m < 2: raise ValueError("SAGE needs at least two features")
+            visits = math.ceil(ifnone(n_permutations, max_permutations)/4)
             with evaluating(learn):
-                return cls(players.units, *sage_samples(learn, players, data, bg.data, math.ceil(ifnone(n_permutations, max_permutations)/2),
-                                                        threshold, n_permutations is None, row_rng, perm_rng, bg.bs, show_progress), seed)
+                game = Game(learn, players, data, bg.data, bg.bs)
+                tally,ratio,visited = sage_samples(game, visits, threshold, n_permutations is None,
+                                                   row_rng, perm_rng, draw_rng, n_draws, show_progress)
+            means,_,se = tally.estimate()
+            return cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < threshold, 4*visited, min(n_draws, bg.data.n), seed)
         check_tabular_learner(learn)
         with kept(learn): return compute()
 
@@ -454,32 +546,34 @@ class SageImportance(ImportanceResult):
                 f"{self.results.to_string(max_rows=30)}")
 
 # %% ../nbs/14_shapley.ipynb #67c09229
-def sage_samples(learn, players, data, background, max_pairs, threshold, stop, row_rng, perm_rng, bs, show_progress=True):
-    "Per antithetic permutation pair, each player's loss reduction (pairs × players); the convergence ratio; whether it is below `threshold`"
-    m,nb,device = players.m,background.n,data.cats.device
+def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng, n_draws, show_progress=True):
+    "Each visited row's loss reductions per player, tallied; the convergence ratio; the number of visits made"
+    learn,data,background = game.learn,game.data,game.background
+    m,nb,device = game.players.m,background.n,data.cats.device
     y = data.ys[0]
-    preds = _predict(learn, data.cats, data.conts, bs)
+    preds = _predict(learn, data.cats, data.conts, game.bs)
     kind = prediction_kind(learn, preds)
-    base = _predict(learn, background.cats, background.conts, bs).double().mean(0)
-    full,empty = row_losses(learn, preds, y, kind),row_losses(learn, base.expand_as(preds), y, kind)
-    order = torch.as_tensor(np.concatenate([row_rng.permutation(data.n) for _ in range(math.ceil(max_pairs/data.n))]), device=device)
-    bgs = tuple(t[None, None, None] for t in _rows(background, slice(None)))
-    q,samples = max(1, block_rows//(2*(m-1)*nb)),[]
-    blocks = progress(range(0, max_pairs, q), show_progress)
+    bg_probs = _predict(learn, background.cats, background.conts, game.bs).double()
+    full = row_losses(learn, preds, y, kind)
+    order = torch.as_tensor(np.concatenate([row_rng.permutation(data.n) for _ in range(math.ceil(max_visits/data.n))])[:max_visits], device=device)
+    sample,k = n_draws < nb,min(n_draws, nb)
+    tally,q = RowTally(data.n, m, device),max(1, block_rows//(4*(m-1)*k))
+    blocks = progress(range(0, max_visits, q), show_progress)
     for start in blocks:
-        rows = order[start:min(start+q, max_pairs)]
+        rows = order[start:start+q].repeat_interleave(2)
         perm = torch.as_tensor(perm_rng.random((len(rows), m)).argsort(1), device=device)
-        cats,conts = players.mix(walks(perm)[..., None, :], tuple(t[:, None, None, None] for t in _rows(data, rows)), bgs)
-        probs = _predict(learn, cats.flatten(0, -2), conts.flatten(0, -2), bs).view(len(rows)*2*(m-1), nb, -1).double().mean(1)
-        inner = row_losses(learn, probs, y[rows].repeat_interleave(2*(m-1), 0), kind).view(len(rows), 2, m-1)
-        walk = torch.cat([empty[rows][:, None, None].expand(-1, 2, 1), inner, full[rows][:, None, None].expand(-1, 2, 1)], 2)
-        samples.append(-credit(walk[..., None], perm)[..., 0])
-        ratio = convergence(torch.cat(samples))
+        draws = torch.as_tensor(draw_rng.integers(nb, size=(len(rows), k)), device=device) if sample else torch.arange(nb, device=device).expand(len(rows), nb)
+        probs = game.along(perm, rows, draws).permute(0, 2, 3, 1, 4).flatten(0, 2).double()  # (pairs·coalitions) × draws × outputs
+        inner = imputed_losses(learn, probs, y[rows].repeat_interleave(2*(m-1), 0), kind, sample).view(len(rows), 2, m-1)
+        empty = imputed_losses(learn, bg_probs[draws], y[rows], kind, sample)  # the same draws: a player the model ignores gets exactly zero
+        walk = torch.cat([empty[:, None, None].expand(-1, 2, 1), inner, full[rows][:, None, None].expand(-1, 2, 1)], 2)
+        tally.add(rows, -credit(walk[..., None], perm)[..., 0])
+        ratio = convergence(*tally.estimate()[1:])
         if show_progress: blocks.comment = f'convergence {ratio:.3f}, stops below {threshold}'
-        if stop and len(samples) > 1 and ratio < threshold: break
+        if stop and ratio < threshold: break
     if stop and ratio >= threshold:
-        warnings.warn(f"SAGE did not converge in {2*max_pairs} permutations (ratio {ratio:.3g} >= {threshold}); raise `max_permutations`")
-    return torch.cat(samples).cpu().numpy(),ratio,ratio < threshold
+        warnings.warn(f"SAGE did not converge in {4*max_visits} permutations (ratio {ratio:.3g} >= {threshold}); raise `max_permutations`")
+    return tally,ratio,min(start+q, max_visits)
 
 # %% ../nbs/14_shapley.ipynb #22100aed
 @patch

@@ -180,14 +180,47 @@ def test_sage_ranks_additive_features_by_variance(regression):
     assert sage.converged and sage.ratio < 0.025 and (res.std_error > 0).any()
 
 
-@pytest.mark.parametrize('bad,message', [
-    (dict(df='drop x1'), "missing column"),
-    (dict(background='one row'), "at least two rows"),
-    (dict(background='labels only'), "only labels"),
-    (dict(output='maybe'), "unknown output"),
-    (dict(max_evals=5, groups=None), "too small"),
+class Passthrough(Callback):
+    "A batch callback that changes nothing, but makes the package run the whole model instead of its first-layer split"
+    def after_pred(self): pass
+
+
+@pytest.mark.parametrize('max_evals', [None, 40])
+def test_first_layer_split_equals_whole_model(regression, max_evals):
+    learn,df = regression
+    kw = dict(df=df.iloc[-8:], n_background=30, max_evals=max_evals, seed=3, show_progress=False)
+    data = Engine(learn).data
+    with evaluating(learn): assert LinearInput.of(learn, data.cats, data.conts) is not None
+    split = learn.shap_values(**kw)
+    with learn.added_cbs(Passthrough()): whole = learn.shap_values(**kw)
+    scale = np.abs(whole.values.to_numpy()).max()
+    np.testing.assert_allclose(split.values.to_numpy(), whole.values.to_numpy(), rtol=1e-4, atol=1e-5*scale)
+
+
+@pytest.mark.parametrize('fixture', ['regression', 'classification'])
+def test_sage_draws_agree_with_the_whole_background(fixture, request):
+    "Jackknifed draws estimate the same SAGE values as averaging over every background row, within the standard errors"
+    learn,df = request.getfixturevalue(fixture)
+    kw = dict(df=df.iloc[-300:], n_background=50, n_permutations=2400, seed=1, show_progress=False)
+    drawn,whole = [learn.sage_importance(n_draws=k, **kw).results.set_index('feature') for k in (8, 50)]
+    assert drawn.std_error.gt(whole.std_error).mean() > 0.5  # draws cost precision per permutation...
+    z = (drawn.importance - whole.importance)/np.hypot(drawn.std_error, whole.std_error)
+    assert z.abs().max() < 4, z  # ...but no bias
+
+
+@pytest.mark.parametrize('method,bad,message', [
+    ('shap_values', dict(df='drop x1'), "missing column"),
+    ('shap_values', dict(background='one row'), "at least two rows"),
+    ('shap_values', dict(background='labels only'), "only labels"),
+    ('shap_values', dict(output='maybe'), "unknown output"),
+    ('shap_values', dict(max_evals=5, groups=None), "too small"),
+    ('sage_importance', dict(background='labels only'), "only labels"),
+    ('sage_importance', dict(n_draws=1), "`n_draws`"),
+    ('sage_importance', dict(threshold=1.5), "`threshold`"),
+    ('sage_importance', dict(n_permutations=0), "`n_permutations`"),
+    ('sage_importance', dict(groups=[['a', 'b', 'kind', 'junk']]), "at least two features"),
 ])
-def test_bad_input_raises_before_any_evaluation(classification, bad, message):
+def test_bad_input_raises_before_any_evaluation(classification, method, bad, message):
     learn,df = classification
     kwargs = dict(df=df.iloc[-10:], n_background=20, show_progress=False)
     if bad.get('df') == 'drop x1': kwargs['df'] = df.iloc[-10:].drop(columns='a')
@@ -196,7 +229,7 @@ def test_bad_input_raises_before_any_evaluation(classification, bad, message):
     calls = []
     hook = learn.model.register_forward_hook(lambda *_: calls.append(1))
     try:
-        with pytest.raises(ValueError, match=message): learn.shap_values(**kwargs)
+        with pytest.raises(ValueError, match=message): getattr(learn, method)(**kwargs)
     finally: hook.remove()
     assert not calls
 
