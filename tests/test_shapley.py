@@ -197,6 +197,26 @@ def test_first_layer_split_equals_whole_model(regression, max_evals):
     np.testing.assert_allclose(split.values.to_numpy(), whole.values.to_numpy(), rtol=1e-4, atol=1e-5*scale)
 
 
+@pytest.mark.parametrize('cats,conts,kw', [
+    (['k', 'j'], [], {}), ([], ['a', 'b'], {}), (['k'], ['a', 'b'], dict(y_range=(-5, 5))),
+    (['k'], ['a', 'b'], dict(config=tabular_config(lin_first=False, ps=0.1, embed_p=0.1))),
+])
+def test_first_layer_split_on_every_layout(cats, conts, kw):
+    "Only categoricals, only continuous, a `SigmoidRange`, batch norm and dropout before the linear layers: the split is taken and exact"
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({'a': rng.normal(size=300), 'b': rng.normal(size=300), 'k': rng.choice(list('xyz'), 300), 'j': rng.choice(list('uv'), 300)})
+    df['y'] = 2*df.a - df.a*df.b + (df.k=='x') + 0.5*(df.j=='u')
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify, Normalize], cat_names=cats, cont_names=conts, y_names='y', bs=64)
+    learn = tabular_learner(dls, layers=[16, 8], **kw)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
+    data = Engine(learn).data
+    with evaluating(learn): assert LinearInput.of(learn, data.cats, data.conts) is not None
+    kw = dict(df=df.iloc[:5], n_background=20, seed=0, show_progress=False)
+    split = learn.shap_values(**kw)
+    with learn.added_cbs(Passthrough()): whole = learn.shap_values(**kw)
+    np.testing.assert_allclose(split.values.to_numpy(), whole.values.to_numpy(), atol=1e-6)
+
+
 @pytest.mark.parametrize('fixture', ['regression', 'classification'])
 def test_sage_draws_agree_with_the_whole_background(fixture, request):
     "Jackknifed draws estimate the same SAGE values as averaging over every background row, within the standard errors"
