@@ -13,8 +13,8 @@ from .scoring import *
 
 # %% auto #0
 __all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'default_bs', 'progress', 'Evaluator',
-           'normalization', 'rounded', 'FeatureValues', 'output_names', 'test_dataloader', 'Engine', 'folded',
-           'LinearInput']
+           'normalization', 'rounded', 'FeatureValues', 'output_names', 'test_dataloader', 'Engine', 'bn_affine',
+           'folded', 'LinearInput']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 class TabularTensors:
@@ -268,7 +268,7 @@ class Engine:
         return scorer
 
 # %% ../nbs/04_engine.ipynb #4c6b49ea
-def _affine(bn):
+def bn_affine(bn):
     "Scale and shift of a batch norm in eval mode, as `bn(x) == x*scale + shift`"
     scale = bn.weight/torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1/torch.sqrt(bn.running_var + bn.eps)
     return scale,(bn.bias if bn.affine else 0) - bn.running_mean*scale
@@ -280,7 +280,7 @@ def folded(modules):
         if isinstance(m, nn.Dropout): continue
         if isinstance(m, nn.BatchNorm1d) and m.track_running_stats and bn is None: bn = m; continue
         if bn is not None and isinstance(m, nn.Linear):
-            scale,shift = _affine(bn)
+            scale,shift = bn_affine(bn)
             lin = nn.Linear(m.in_features, m.out_features).to(m.weight.device)
             lin.weight.data,lin.bias.data = m.weight*scale,m.weight @ shift + (m.bias if m.bias is not None else 0)
             out.append(lin); bn = None; continue
@@ -290,17 +290,17 @@ def folded(modules):
 
 class LinearInput:
     "A fastai `TabularModel` as one vector per encoded column, summed into its first linear layer's output, and the rest of the network"
-    def __init__(self, model):
+    def __init__(self, model, at):
+        "Split `model` at `at`, the position of the first linear layer in its first block"
         block = list(model.layers[0])
-        at = [i for i,m in enumerate(block) if isinstance(m, nn.Linear)][0]
         lin,w = block[at],block[at].weight
         scale,shift = torch.ones(w.shape[1], device=w.device),torch.zeros(w.shape[1], device=w.device)
         for m in block[:at]:
-            if isinstance(m, nn.BatchNorm1d): scale,shift = _affine(m)
+            if isinstance(m, nn.BatchNorm1d): scale,shift = bn_affine(m)
         n_emb = model.n_emb
         blocks = np.cumsum([0] + [e.embedding_dim for e in model.embeds])
         self.tables = [(e.weight*scale[a:b]) @ w[:, a:b].T for e,a,b in zip(model.embeds, blocks[:-1], blocks[1:])]
-        c_scale,c_shift = _affine(model.bn_cont) if model.bn_cont is not None else (1, 0)
+        c_scale,c_shift = bn_affine(model.bn_cont) if model.bn_cont is not None else (1, 0)
         self.cont = (c_scale*scale[n_emb:])[:, None]*w[:, n_emb:].T
         self.offset = w @ shift + w[:, n_emb:] @ (c_shift*scale[n_emb:]) + (lin.bias if lin.bias is not None else 0)
         self.rest = nn.Sequential(*folded(block[at+1:] + [m for l in model.layers[1:] for m in (l if isinstance(l, nn.Sequential) else [l])]))
@@ -325,7 +325,7 @@ class LinearInput:
         if not at or not all(isinstance(m, nn.Dropout) or isinstance(m, nn.BatchNorm1d) and m.track_running_stats for m in before): return None
         if model.bn_cont is not None and not model.bn_cont.track_running_stats: return None
         with torch.no_grad():
-            split = cls(model)
+            split = cls(model, at[0])
             hidden = split.columns(cats, conts).sum(-2) + split.offset
             ok = torch.allclose(split(hidden), model(cats, conts), rtol=1e-4, atol=1e-5)
         return split if ok else None

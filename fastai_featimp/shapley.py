@@ -24,12 +24,14 @@ exact_limit = 10  # players up to which `shap_values` is exact unless `max_evals
 block_rows = 2**16  # model rows built at once, whatever the number of rows explained: bounds the memory
 
 # %% ../nbs/14_shapley.ipynb #d17a4d8a
+def _activated(learn, forward, inputs, bs):
+    "`forward`'s outputs (rows × outputs) on `inputs` (tensors of the same rows), after the loss function's activation as in `get_preds`, `bs` rows at a time"
+    act,n = activation(learn),len(inputs[0])
+    return torch.cat([act(forward(*[x[i:i+bs] for x in inputs])).reshape(min(bs, n-i), -1).float() for i in range(0, n, bs)])
+
 def _predict(learn, cats, conts, bs):
-    "The model's outputs (rows × outputs) on encoded rows, after the loss function's activation as in `get_preds`, `bs` rows at a time"
-    act = activation(learn)
-    forward = forward_of(learn)
-    return torch.cat([act(forward(cats[i:i+bs], conts[i:i+bs])).reshape(min(bs, len(cats)-i), -1).float()
-                      for i in range(0, len(cats), bs)])
+    "The model's outputs (rows × outputs) on encoded rows, through its batch callbacks, `bs` rows at a time"
+    return _activated(learn, forward_of(learn), (cats, conts), bs)
 
 # %% ../nbs/14_shapley.ipynb #147d8ffb
 class Players:
@@ -73,9 +75,7 @@ class Game:
 
     def outputs(self, hidden):
         "The activated outputs of the rest of the network on first-layer outputs (... × width)"
-        act,flat = activation(self.learn),hidden.flatten(0, -2)
-        return torch.cat([act(self.split(flat[i:i+self.bs])).reshape(len(flat[i:i+self.bs]), -1).float()
-                          for i in range(0, len(flat), self.bs)]).view(*hidden.shape[:-1], -1)
+        return _activated(self.learn, self.split, (hidden.flatten(0, -2),), self.bs).view(*hidden.shape[:-1], -1)
 
     def mixed(self, mask, xi, bi):
         "Outputs on mixed encoded rows, the whole model running: `mask` (... × players) broadcast with row indices `xi`, `bi` (...)"
@@ -107,10 +107,10 @@ class Game:
         if self.split is None: return self.mixed(mask, xi[:, None, None], bi[:, None])
         d = self.differences(xi, bi.expand(len(xi), -1))
         flat,n = d.permute(2, 0, 1, 3).flatten(1),max(1, self.bs//(len(xi)*len(bi)))
-        def outputs(part):  # the sums of a few coalitions' differences: one matrix product
+        def summed(part):  # the sums of a few coalitions' differences: one matrix product
             sums = (part.to(d.dtype) @ flat).view(len(part), *d.shape[:2], -1).permute(1, 2, 0, 3)
             return self.outputs(self.bg_hidden[None, :, None] + sums)
-        return torch.cat([outputs(mask[i:i+n]) for i in range(0, len(mask), n)], 2)
+        return torch.cat([summed(mask[i:i+n]) for i in range(0, len(mask), n)], 2)
 
 # %% ../nbs/14_shapley.ipynb #585df2b8
 def coalitions(m):
@@ -150,9 +150,10 @@ def walks(perm):
     rank,steps = perm.argsort(1)[:, None, :],torch.arange(1, m, device=perm.device)[None, :, None]
     return torch.stack([rank < steps, rank >= m-steps], 1)
 
-def credit(walk, perm):
-    "Each player's change of `walk` (pairs × 2 × players+1 × outputs, values along a permutation and its reverse), averaged over both"
-    gain = walk.diff(dim=2)
+def credit(start, inner, end, perm):
+    "Each player's change along a permutation and its reverse, averaged over both: from `start` (pairs × outputs) through `inner` (pairs × 2 × players-1 × outputs) to `end`"
+    ends = [v[:, None, None].expand(-1, 2, 1, -1) for v in (start, end)]
+    gain = torch.cat([ends[0], inner, ends[1]], 2).diff(dim=2)
     order = torch.stack([perm, perm.flip(1)], 1)[..., None].expand_as(gain)
     return torch.zeros_like(gain).scatter_(2, order, gain).mean(1)
 
@@ -173,8 +174,7 @@ def sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress=True):
         bgs = (offsets[rows] + pair%n_pairs//n_rounds) % nb  # strata: each background row takes `n_rounds` pairs in a row
         perm = torch.as_tensor(perm_rng.random((len(pair), m)).argsort(1), device=device)
         inner = game.along(perm, rows, bgs[:, None])[:, 0].double()
-        ends = [p[i][:, None, None].expand(-1, 2, 1, -1) for p,i in ((bg_preds, bgs), (preds, rows))]
-        strata = credit(torch.cat([ends[0], inner, ends[1]], 2), perm).view(-1, n_rounds, m, preds.shape[1])
+        strata = credit(bg_preds[bgs], inner, preds[rows], perm).view(-1, n_rounds, m, preds.shape[1])
         rows = rows[::n_rounds]
         sums.index_add_(0, rows, strata.sum(1))
         spread.index_add_(0, rows, ((strata - strata.mean(1, keepdim=True))**2 if n_rounds > 1 else strata**2).sum(1))
@@ -190,16 +190,10 @@ def efficient(phi, var, gap):
     share = torch.where(total > 0, var/total.clamp_min(torch.finfo(var.dtype).tiny), 1/phi.shape[1])
     return phi + share*(gap - phi.sum(1))[:, None]
 
-# %% ../nbs/14_shapley.ipynb #6ccd0c07
-def _check_count(name, value, low, optional=True):
-    if value is None and optional: return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"`{name}` must be a whole number, at least {low}, got {value!r}")
-
 # %% ../nbs/14_shapley.ipynb #1b625303
 def background_engine(learn, background=None, n_background=100, rng=None, bs=None):
     "An `Engine` on at most `n_background` rows of the DataFrame `background`, drawn with `rng`, else of the training data"
-    _check_count('n_background', n_background, 2, optional=False)
+    n_background = check_whole('n_background', n_background, 2)
     to = learn.dls.train_ds
     if background is None:
         if len(to)==0: raise ValueError("this learner keeps no training data (a learner from `load_learner`): pass `background=`, a DataFrame of raw rows")
@@ -297,10 +291,10 @@ class ShapValues(ImportanceResult):
         show_progress:bool=True, # show a progress bar
     ):
         "Compute the Shapley values of `learn`'s predictions on `df`'s rows (exact up to `exact_limit` players, else sampled)"
-        seed = ifnone(seed, secrets.randbits(31))
-        def compute():
-            check_tabular_learner(learn)
-            _check_count('max_evals', max_evals, 1)
+        check_tabular_learner(learn)
+        if max_evals is not None: max_evals = check_whole('max_evals', max_evals)
+        seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
+        with kept(learn):
             name = check_output(learn, output)
             bg = background_engine(learn, background, n_background, _seeds(seed, 3)[2], bs)
             players = Players(bg.units(groups), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
@@ -323,8 +317,6 @@ class ShapValues(ImportanceResult):
             return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
                        var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
                        ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed)
-        check_tabular_learner(learn)
-        with kept(learn): return compute()
 
     def __repr__(self):
         how = 'exact' if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
@@ -519,13 +511,13 @@ class SageImportance(ImportanceResult):
         show_progress:bool=True, # show a progress bar with the convergence ratio
     ):
         "Estimate the SAGE values of `learn`'s features on `df` by antithetic permutations until they converge"
-        seed = ifnone(seed, secrets.randbits(31))
-        def compute():
-            check_tabular_learner(learn)
-            _check_count('n_permutations', n_permutations, 1); _check_count('max_permutations', max_permutations, 2, optional=False)
-            _check_count('n_draws', n_draws, 2, optional=False)
-            if not isinstance(threshold, (int, float)) or not 0 < threshold < 1: raise ValueError(f"`threshold` must be in (0, 1), got {threshold!r}")
-            row_rng,perm_rng,bg_rng,draw_rng = _seeds(seed, 4)
+        check_tabular_learner(learn)
+        if n_permutations is not None: n_permutations = check_whole('n_permutations', n_permutations)
+        max_permutations,n_draws = check_whole('max_permutations', max_permutations, 2),check_whole('n_draws', n_draws, 2)
+        threshold = check_number('threshold', threshold, 0, 1, low_open=True, high_open=True)
+        seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
+        row_rng,perm_rng,bg_rng,draw_rng = _seeds(seed, 4)
+        with kept(learn):
             bg = background_engine(learn, background, n_background, bg_rng, bs)
             data = Engine(learn, df, dl, bs, with_labels=True).data
             players = Players(bg.units(groups), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
@@ -537,8 +529,6 @@ class SageImportance(ImportanceResult):
                                                    row_rng, perm_rng, draw_rng, n_draws, show_progress)
             means,_,se = tally.estimate()
             return cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < threshold, 4*visited, min(n_draws, bg.data.n), seed)
-        check_tabular_learner(learn)
-        with kept(learn): return compute()
 
     def __repr__(self):
         state = 'converged' if self.converged else 'NOT converged'
@@ -566,8 +556,7 @@ def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng,
         probs = game.along(perm, rows, draws).permute(0, 2, 3, 1, 4).flatten(0, 2).double()  # (pairs·coalitions) × draws × outputs
         inner = imputed_losses(learn, probs, y[rows].repeat_interleave(2*(m-1), 0), kind, sample).view(len(rows), 2, m-1)
         empty = imputed_losses(learn, bg_probs[draws], y[rows], kind, sample)  # the same draws: a player the model ignores gets exactly zero
-        walk = torch.cat([empty[:, None, None].expand(-1, 2, 1), inner, full[rows][:, None, None].expand(-1, 2, 1)], 2)
-        tally.add(rows, -credit(walk[..., None], perm)[..., 0])
+        tally.add(rows, -credit(empty[:, None], inner[..., None], full[rows][:, None], perm)[..., 0])
         ratio = convergence(*tally.estimate()[1:])
         if show_progress: blocks.comment = f'convergence {ratio:.3f}, stops below {threshold}'
         if stop and ratio < threshold: break

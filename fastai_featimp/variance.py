@@ -8,6 +8,7 @@ from fastai.tabular.all import *
 from .checks import *
 from .units import *
 from .result import *
+from .engine import bn_affine
 
 # %% auto #0
 __all__ = ['Welford', 'feature_spans', 'first_linear', 'bn_scale', 'input_scale', 'effective_weights', 'InputMap',
@@ -55,8 +56,7 @@ def first_linear(model):
 def bn_scale(bn, n):
     "The factor by which `bn`, in eval mode, multiplies each of its `n` inputs (ones when there is no `bn`)"
     if bn is None or bn.running_var is None: return torch.ones(n)
-    scale = 1/torch.sqrt(bn.running_var + bn.eps)
-    return (scale*bn.weight if bn.affine else scale).detach()
+    return bn_affine(bn)[0].detach()
 
 # %% ../nbs/15_variance.ipynb #4ad5e419
 def input_scale(model, layer):
