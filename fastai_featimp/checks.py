@@ -16,9 +16,9 @@ from fastai.data.transforms import Categorize
 from fastai.tabular.core import Tabular, FillMissing, RegressionSetup
 
 # %% auto #0
-__all__ = ['shown', 'is_whole', 'check_whole', 'check_flag', 'check_optional_bool', 'check_seed', 'check_seeds', 'check_choice',
-           'check_number', 'check_one_metric', 'check_metric', 'check_tabular_learner', 'check_fit', 'check_dl',
-           'added_columns', 'raw_cat_names', 'feature_columns', 'label_vocab', 'check_frame']
+__all__ = ['no_labels', 'shown', 'is_whole', 'check_whole', 'check_flag', 'check_optional_bool', 'check_seed', 'check_seeds',
+           'check_choice', 'check_number', 'check_one_metric', 'check_metric', 'check_tabular_learner', 'check_fit',
+           'check_dl', 'added_columns', 'raw_cat_names', 'feature_columns', 'label_vocab', 'check_frame']
 
 # %% ../nbs/01_checks.ipynb #13e48742
 def shown(value, most=60):
@@ -226,6 +226,8 @@ def label_vocab(to):
     "The classes of `to`'s `Categorize` proc, or `None` when its labels are not single classes"
     return first(p.vocab for p in to.procs if type(p) is Categorize)
 
+no_labels = "permutation and value importance with `by='prediction'` need none"  # what to say where labels are missing
+
 def _check_labels(out, to):
     "Refuse missing labels, labels outside a classifier's classes, and non-numeric regression labels; returns `out`"
     vocab,regression = label_vocab(to),any(isinstance(p, RegressionSetup) for p in to.procs)
@@ -233,7 +235,7 @@ def _check_labels(out, to):
         missing = out[y].isna().to_numpy()
         if missing.any():
             raise ValueError(f"label {y!r} is missing in {_rows(out.index, missing, '`df`')}; "
-                             f"drop those rows, or use `by='prediction'`, which needs no labels")
+                             f"drop those rows ({no_labels})")
         if vocab is not None:
             out[y] = _plain_objects(out[y])
             unseen = ~out[y].isin(list(vocab)).to_numpy()
@@ -254,7 +256,7 @@ def check_frame(df, to, with_labels=True):
     if twice: raise ValueError(f"`df` has {', '.join(f'{counts[c]} columns named {c!r}' for c in twice)}; keep one of each")
     missing = [c for c in needed if c not in counts]
     if missing:
-        hint = " (or use `by='prediction'`, which needs no labels)" if set(missing) <= set(to.y_names) else ""
+        hint = f" (labels are needed here; {no_labels})" if set(missing) <= set(to.y_names) else ""
         raise ValueError(f"`df` is missing column(s) {', '.join(map(repr, missing))}{hint}")
     left_out = set() if with_labels else set(to.y_names)  # labels that are not scored stay out of fastai's way
     extra = [i for i,c in enumerate(df.columns) if c not in set(needed) | left_out]

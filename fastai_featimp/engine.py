@@ -217,7 +217,7 @@ class Engine:
         self.learn,self.bs = learn,ifnone(bs, default_bs(learn.model, device))
         self.data = TabularTensors(dl, device)
         if with_labels and not self.data.has_labels:
-            raise ValueError("the data has no labels, so it cannot be scored by a metric; use `by='prediction'`")
+            raise ValueError(f"the data has no labels, so it cannot be scored by a metric; {no_labels}")
         self.to,self.features = learn.dls.train_ds,tabular_features(dl.dataset, learn.model)
 
     @property
