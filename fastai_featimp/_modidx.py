@@ -354,6 +354,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'fastai_featimp.scoring.activation': ('scoring.html#activation', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.acts_on_batches': ( 'scoring.html#acts_on_batches',
                                                                                     'fastai_featimp/scoring.py'),
+                                        'fastai_featimp.scoring.check_row_loss': ( 'scoring.html#check_row_loss',
+                                                                                   'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.described': ('scoring.html#described', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.deviation_label': ( 'scoring.html#deviation_label',
                                                                                     'fastai_featimp/scoring.py'),

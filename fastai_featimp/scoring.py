@@ -14,8 +14,8 @@ from fastai.metrics import _rmse, _exp_rmspe
 # %% auto #0
 __all__ = ['weighted_metrics', 'bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept',
            'reports_on_training', 'acts_on_batches', 'forward_batch', 'forward_of', 'evaluating', 'activation',
-           'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented', 'row_loss', 'weighted_form',
-           'weighted_score', 'weights_of', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer',
+           'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented', 'check_row_loss', 'row_loss',
+           'weighted_form', 'weighted_score', 'weights_of', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer',
            'DeviationScorer', 'described', 'make_scorer']
 
 # %% ../nbs/03_scoring.ipynb #f5e099a6
@@ -163,17 +163,24 @@ def oriented(baseline, value, higher_is_better, relative=False):
     return diff/np.abs(baseline) if relative else diff
 
 # %% ../nbs/03_scoring.ipynb #b44944aa
+def check_row_loss(loss_func):
+    "`loss_func`, unless it cannot give one loss per row (it has no `reduction` and takes no `reduction='none'`), as fastai's `loss_not_reduced` needs"
+    if hasattr(loss_func, 'reduction'): return loss_func
+    try: params = inspect.signature(loss_func).parameters.values()
+    except (TypeError, ValueError): params = []
+    if not any(p.name=='reduction' or p.kind==p.VAR_KEYWORD for p in params):
+        raise TypeError(f"the learner's loss {getattr(loss_func, '__name__', type(loss_func).__name__)} gives no loss per row "
+                        f"(it has no `reduction` and takes no `reduction='none'`), so it cannot be weighted; pass another `metric`")
+    return loss_func
+
 def row_loss(loss_func, out, *ys):
-    "The loss of each row of `out` (a float64 vector): `loss_func` with `reduction='none'`, averaged over a row's outputs"
+    "The loss of each row of `out` (a float64 vector): `loss_func` with `reduction='none'`, as in `learn.loss_not_reduced()`, averaged over a row's outputs"
     if hasattr(loss_func, 'reduction'):
         old = loss_func.reduction
         loss_func.reduction = 'none'
         try: loss = loss_func(out, *ys)
         finally: loss_func.reduction = old
-    else:
-        try: loss = loss_func(out, *ys, reduction='none')
-        except TypeError: raise TypeError(f"the learner's loss {getattr(loss_func, '__name__', type(loss_func).__name__)} gives no loss "
-                                          f"per row (it takes no `reduction='none'`), so it cannot be weighted") from None
+    else: loss = loss_func(out, *ys, reduction='none')
     return loss.reshape(len(out), -1).double().mean(1)
 
 def _flat(p, t):
@@ -270,6 +277,7 @@ class MetricScorer:
         self.names,self.metrics = map(list, zip(*find_metrics(learn, metric)))
         self.higher_is_better = [direction(n, higher_is_better) for n in self.names]
         self.forms = None if weights is None else [weighted_form(n, m) for n,m in zip(self.names, self.metrics)]
+        if 'loss' in (self.forms or []): check_row_loss(self.loss_func)
         self.weights = weights_of(weights)
 
     def prepare(self, out): return out

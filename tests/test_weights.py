@@ -38,7 +38,8 @@ def reg():
 def clf():
     df = clf_df()
     learn = train_tabular(df, ['k'], ['a', 'b'], 'label', y_block=CategoryBlock(), epochs=3, layers=(16,),
-                          metrics=[accuracy, error_rate, RocAucBinary(), F1Score(), Precision(), Recall(), BalancedAccuracy(), MatthewsCorrCoef()])
+                          metrics=[accuracy, error_rate, RocAucBinary(), F1Score(), Precision(), Recall(), BalancedAccuracy(), MatthewsCorrCoef(),
+                                   FBeta(2), Jaccard(), CohenKappa(), HammingLoss()])
     return learn, df.iloc[-80:].reset_index(drop=True)
 
 
@@ -86,7 +87,9 @@ def test_binary_by_hand(clf):
             'roc_auc_score': skm.roc_auc_score(t, p[:, 1], sample_weight=w), 'f1_score': skm.f1_score(t, hard, sample_weight=w),
             'precision_score': skm.precision_score(t, hard, sample_weight=w), 'recall_score': skm.recall_score(t, hard, sample_weight=w),
             'balanced_accuracy_score': skm.balanced_accuracy_score(t, hard, sample_weight=w),
-            'matthews_corrcoef': skm.matthews_corrcoef(t, hard, sample_weight=w)}
+            'matthews_corrcoef': skm.matthews_corrcoef(t, hard, sample_weight=w), 'fbeta_score': skm.fbeta_score(t, hard, beta=2, sample_weight=w),
+            'jaccard_score': skm.jaccard_score(t, hard, sample_weight=w), 'cohen_kappa_score': skm.cohen_kappa_score(t, hard, sample_weight=w),
+            'hamming_loss': skm.hamming_loss(t, hard, sample_weight=w)}
     assert set(got) == set(want)
     for k in want: assert got[k] == pytest.approx(want[k], rel=1e-5), k
 
@@ -180,6 +183,18 @@ class Counted:
     "Counts the forward passes of a model"
     def __init__(self, model): self.n = 0; self.handle = model.register_forward_pre_hook(self)
     def __call__(self, *args): self.n += 1
+
+
+def test_loss_without_rows_refused(reg):
+    "A loss that cannot be unreduced is refused before the model runs, naming the fix"
+    learn, df = reg
+    loss,counted = learn.loss_func,Counted(learn.model)
+    learn.loss_func = lambda out, y: ((out - y)**2).mean()
+    try:
+        with pytest.raises(TypeError, match='gives no loss per row'):
+            learn.permutation_importance(df=df, metric='loss', sample_weight='w', show_progress=False)
+    finally: learn.loss_func = loss; counted.handle.remove()
+    assert counted.n == 0
 
 
 @pytest.mark.parametrize('bad,says', [(-1, 'negative'), (np.nan, 'NaN'), (0, 'zero for every row'), ('short', '79 weights for 80 rows'),
