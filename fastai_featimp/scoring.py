@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from copy import copy
 from types import SimpleNamespace
 from fastai.tabular.all import *
+from .checks import InputError
 
 # %% auto #0
 __all__ = ['bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept', 'reports_on_training', 'acts_on_batches',
@@ -32,7 +33,7 @@ def direction(name, higher_is_better=None):
     if higher_is_better is not None: return higher_is_better
     lower = lower_is_better(name)
     if lower is None:
-        raise ValueError(f"cannot tell from its name whether a larger {name!r} is better: pass `higher_is_better=True` "
+        raise InputError(f"cannot tell from its name whether a larger {name!r} is better: pass `higher_is_better=True` "
                          f"(an accuracy or score) or `higher_is_better=False` (a loss or error)")
     return not lower
 
@@ -58,7 +59,7 @@ def _one_metric(learn, metric):
     found = first(m for m in learn.metrics if _bare(m.name)==_bare(metric))
     if found is None:
         choices = ['loss'] + [metric_name(m) for m in learn.metrics]
-        raise ValueError(f"unknown `metric` {metric!r}; this learner has: {', '.join(choices)}, or 'all' "
+        raise InputError(f"unknown `metric` {metric!r}; this learner has: {', '.join(choices)}, or 'all' "
                          f"(or pass a fastai metric object or a function of (preds, targets))")
     return metric_name(found), found
 
@@ -68,7 +69,7 @@ def find_metrics(learn, metric=None):
     if isinstance(metric, str) and metric=='all': return [('loss', None)] + [(metric_name(m), m) for m in learn.metrics]
     found = [_one_metric(learn, m) for m in (metric if isinstance(metric, (list, tuple, L)) else [metric])]
     names = [n for n,_ in found]
-    if len(set(names)) < len(names): raise ValueError(f"`metric` names a metric twice: {names}")
+    if len(set(names)) < len(names): raise InputError(f"`metric` names a metric twice: {names}")
     return found
 
 # %% ../nbs/03_scoring.ipynb #0bfb80f5
@@ -252,5 +253,5 @@ bys = ('metric', 'prediction')
 
 def make_scorer(learn, by='metric', metric=None, higher_is_better=None):
     "The scorer for `by`: `'metric'`, the learner's loss and metrics; `'prediction'`, how far predictions move"
-    if by not in bys: raise ValueError(f"unknown `by` {by!r}; choose one of {bys}")
+    if by not in bys: raise InputError(f"unknown `by` {by!r}; choose one of {bys}")
     return MetricScorer(learn, metric, higher_is_better) if by=='metric' else DeviationScorer(learn)
