@@ -286,8 +286,8 @@ def match_categories(out, to, unseen='error', of='`df`'):
             values = values.astype(object).where(~rows, np.nan)
         out[c] = values
     if reports and unseen=='error':
-        raise InputError(f"{'; '.join(reports)}. Give them the training's spelling (a CSV column of digit strings needs "
-                         f"`pd.read_csv(..., dtype={{column: str}})`), or pass `unseen='na'` to read them as missing (#na#)")
+        raise InputError(f"{'; '.join(reports)}. Spell them as in training (digit strings read from a CSV need `dtype=str`), "
+                         f"or pass `unseen='na'` to read them as missing (#na#)")
     return counts
 
 def unseen_note(unseen):

@@ -16,9 +16,10 @@ import fastai_featimp.all  # adds the importance methods to `Learner`
 from .checks import InputError, check_tabular_learner, feature_columns, raw_cat_names, label_vocab
 
 # %% auto #0
-__all__ = ['options', 'subcommands', 'existing', 'load_export', 'text_columns', 'read_data', 'check_columns', 'labelled',
-           'check_outputs', 'flat', 'save_plot', 'save_table', 'group', 'Subcommand', 'permutation', 'prediction',
-           'dependence', 'background', 'shap', 'sage', 'not_converged', 'parser', 'problems', 'run', 'one_line', 'main']
+__all__ = ['options', 'subcommands', 'in_command_terms', 'existing', 'load_export', 'text_columns', 'read_data', 'check_columns',
+           'labelled', 'check_outputs', 'flat', 'save_plot', 'save_table', 'group', 'Subcommand', 'permutation',
+           'prediction', 'dependence', 'background', 'shap', 'sage', 'not_converged', 'parser', 'problems', 'run',
+           'one_line', 'main']
 
 # %% ../nbs/20_cli.ipynb #173cd6e5
 def existing(path):
@@ -238,6 +239,8 @@ def run(args):
     if args.out: save_table(table, args.out)
     if args.plot: save_plot(result, args.plot)
 
+in_command_terms = {"pass `unseen='na'`": "pass --unseen na", "`dtype=str`": "to be read as text"}  # the library's advice, as the command takes it
+
 def one_line(command):
     "A `warnings.showwarning` that prints a warning as one line on stderr, named after `command`"
     def show(message, category, filename, lineno, file=None, line=None):
@@ -254,7 +257,9 @@ def main(argv=None):
             warnings.filterwarnings('ignore', message='SAGE did not converge')  # said in the command's own terms, see `problems`
             run(args)
     except InputError as e:  # only the package's own refusals: anything else is a bug, and shows its traceback
-        print(f"fastai-featimp {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        message = ' '.join(str(e).split())
+        for said,option in in_command_terms.items(): message = message.replace(said, option)
+        print(f"fastai-featimp {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

@@ -23,7 +23,7 @@ def files_df(n=400, seed=3):
 def shop():
     "A learner on `files_df`, its validation rows as built, and the same rows written to a CSV and read back as a user would"
     df = files_df()
-    learn = train_tabular(df, kinds, ['x'], 'y', metrics=rmse, epochs=3, layers=(16,), n_valid=80)
+    learn = train_tabular(df, kinds, ['x'], 'y', metrics=rmse, epochs=20, layers=(16,), n_valid=80)
     clean = df.iloc[-80:]
     return learn, clean, csv_roundtrip(clean)
 
