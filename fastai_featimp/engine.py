@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_engine.ipynb #4fa6f2b1
 from __future__ import annotations
-import numbers
+import numbers, warnings
 from fastai.tabular.all import *
 from .association import *
 from .checks import *
@@ -13,8 +13,8 @@ from .scoring import *
 
 # %% auto #0
 __all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'default_bs', 'progress', 'Evaluator',
-           'normalization', 'rounded', 'FeatureValues', 'output_names', 'test_dataloader', 'Engine', 'bn_affine',
-           'folded', 'LinearInput']
+           'normalization', 'rounded', 'FeatureValues', 'output_names', 'warn_all_missing', 'test_dataloader', 'Engine',
+           'bn_affine', 'folded', 'LinearInput']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 class TabularTensors:
@@ -197,11 +197,20 @@ def output_names(learn, n_outputs):
     return y_names if len(y_names)==n_outputs else [f'output {i}' for i in range(n_outputs)]
 
 # %% ../nbs/04_engine.ipynb #02b4ce69
+def warn_all_missing(dl):
+    "`dl`, with a warning for each categorical column that is `#na#` in every row: a ready dataloader's categories cannot be checked"
+    to = dl.dataset
+    if len(to) == 0: return dl
+    empty = [c for c in raw_cat_names(to) if (to.items[c].to_numpy()==0).all()]
+    if empty: warnings.warn(f"categorical column(s) {', '.join(map(repr, empty))} of `dl` are #na# in every row: values the learner never "
+                            f"saw, or all missing? Pass the raw frame as `df=` to have its categories checked")
+    return dl
+
 def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
     "The tabular dataloader to work on: `dl`, `df` through `learn.dls.test_dl` (its `unseen` categories refused or made `#na#`), or the validation set"
     unseen = check_choice('unseen', unseen, unseens)
     if df is not None and dl is not None: raise InputError("pass `df` or `dl`, not both")
-    if dl is not None: return check_dl(dl)
+    if dl is not None: return warn_all_missing(check_dl(dl))
     to = learn.dls.train_ds
     if df is None:
         if len(learn.dls.valid_ds)==0:
