@@ -258,7 +258,8 @@ def main(argv=None):
             run(args)
     except InputError as e:  # only the package's own refusals: anything else is a bug, and shows its traceback
         message = ' '.join(str(e).split())
-        for said,option in in_command_terms.items(): message = message.replace(said, option)
+        files = {'`df`': repr(args.data), '`background`': repr(getattr(args, 'background', None) or args.data)}  # the frames the library checked
+        for said,meant in {**in_command_terms, **files}.items(): message = message.replace(said, meant)
         print(f"fastai-featimp {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0

@@ -207,7 +207,7 @@ def background_engine(learn, background=None, n_background=100, rng=None, bs=Non
     if len(background) < 2: raise InputError(f"`background` needs at least two rows, got {len(background)}")
     if len(background) > n_background: background = background.iloc[np.sort(rng.choice(len(background), n_background, replace=False))]
     try: return Engine(learn, df=background, bs=bs, with_labels=False, unseen=unseen)
-    except InputError as e: raise InputError(f"`background`: {e}") from None
+    except InputError as e: raise InputError(str(e).replace('`df`', '`background`')) from None  # the frame checked is the background
 
 def unseen_counts(data, background):
     "The rows per column of the explained `data`, then of the `background`, whose unseen categories became `#na#`"

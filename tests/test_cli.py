@@ -230,7 +230,7 @@ def test_unseen_command(shop_files, capsys):
     assert main(base) == 1
     out, err = capsys.readouterr()
     assert out == '' and err.count('\n') == 1
-    assert "categorical column 'store'" in err and "'99' (str)" in err and '20 of 80 rows (25.0%)' in err and '--unseen na' in err, err
+    assert "categorical column 'store' of '" in err and 'unseen.csv' in err and "'99' (str)" in err and '20 of 80 rows (25.0%)' in err and '--unseen na' in err, err
     assert "unseen='na'" not in err
     assert main(base + ['--unseen', 'na']) == 0
     out, err = capsys.readouterr()

@@ -162,7 +162,7 @@ def test_background_unseen(shop):
     "Unseen categories in `background=` are refused too, naming the background"
     learn, clean, _ = shop
     bg, _ = with_unseen(clean, 'n')
-    with pytest.raises(InputError, match="^`background`: categorical column 'n'"):
+    with pytest.raises(InputError, match="^categorical column 'n' of `background`"):
         learn.shap_values(df=clean.iloc[:4], background=bg, seed=0, show_progress=False)
 
 
