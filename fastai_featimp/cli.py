@@ -239,7 +239,8 @@ def run(args):
     if args.out: save_table(table, args.out)
     if args.plot: save_plot(result, args.plot)
 
-in_command_terms = {"pass `unseen='na'`": "pass --unseen na", "`dtype=str`": "to be read as text"}  # the library's advice, as the command takes it
+in_command_terms = {"pass `unseen='na'`": "pass --unseen na",  # the library's advice, as the command takes it
+                    " (digit strings read from a CSV need `dtype=str`)": ""}  # the command reads them as text already
 
 def one_line(command):
     "A `warnings.showwarning` that prints a warning as one line on stderr, named after `command`"
