@@ -54,7 +54,7 @@ class FeatureCorrelation:
         ax.figure.tight_layout()
         return ax
 
-    def __repr__(self): return f"{type(self).__name__} (threshold {self.threshold:g}):\n{self.matrix.round(3).to_string()}"
+    def __repr__(self): return f"{type(self).__name__} (threshold {self.threshold:g}):\n{self.matrix.round(3).to_string()}{unseen_note(getattr(self, 'unseen', None))}"
     def _repr_html_(self): return self.matrix.to_html(float_format=lambda v: f'{v:.3f}')
 
 # %% ../nbs/11_correlation.ipynb #3a0adb0f
@@ -64,10 +64,13 @@ def feature_correlation(self:Learner,
     dl=None, # a ready tabular dataloader, instead of `df`
     threshold:float=0.7, # association at which features form a group
     bs:int=None, # rows per batch when encoding the data
+    unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
 ):
     "Association between every pair of features of this tabular learner's data (see `FeatureCorrelation`)"
     check_tabular_learner(self)
     threshold = check_number('threshold', threshold, 0, 1, low_open=True)
     with kept(self):
-        eng = Engine(self, df, dl, bs, with_labels=False)
-        return FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold)
+        eng = Engine(self, df, dl, bs, with_labels=False, unseen=unseen)
+        res = FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold)
+    res.unseen = eng.data.unseen
+    return res

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np, pandas as pd, matplotlib, matplotlib.pyplot as plt
 from scipy import stats
 from fastcore.basics import store_attr
-from .checks import check_whole
+from .checks import check_whole, unseen_note
 
 # %% auto #0
 __all__ = ['type_colours', 'summarise', 'Result', 'check_top', 'importance_table', 'ImportanceResult', 'plot_importance']
@@ -41,8 +41,10 @@ class Result:
                             f"or the learner's method, e.g. `learn.permutation_importance()`")
         self.results = results; self.__dict__.update(info)
     def _title(self): return type(self).__name__
-    def __repr__(self): return f"{self._title()}:\n{self.results.to_string(max_rows=30)}"
-    def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
+    def __repr__(self): return f"{self._title()}:\n{self.results.to_string(max_rows=30)}{unseen_note(getattr(self, 'unseen', None))}"
+    def _repr_html_(self):
+        note = unseen_note(getattr(self, 'unseen', None))
+        return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60) + (f"<p>{note.strip()}</p>" if note else '')
 
 # %% ../nbs/05_result.ipynb #69315f12
 def check_top(top):

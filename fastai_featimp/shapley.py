@@ -15,9 +15,9 @@ from .result import *
 
 # %% auto #0
 __all__ = ['exact_limit', 'block_rows', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'exact_shapley', 'walks', 'credit',
-           'sampled_shapley', 'efficient', 'background_engine', 'explained_data', 'output_candidates', 'check_output',
-           'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues', 'loss_input', 'row_losses', 'imputed_losses',
-           'RowTally', 'convergence', 'SageImportance', 'sage_samples']
+           'sampled_shapley', 'efficient', 'background_engine', 'unseen_counts', 'explained_data', 'output_candidates',
+           'check_output', 'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues', 'loss_input', 'row_losses',
+           'imputed_losses', 'RowTally', 'convergence', 'SageImportance', 'sage_samples']
 
 # %% ../nbs/14_shapley.ipynb #57154c9c
 exact_limit = 10  # players up to which `shap_values` is exact unless `max_evals` says otherwise
@@ -191,27 +191,32 @@ def efficient(phi, var, gap):
     return phi + share*(gap - phi.sum(1))[:, None]
 
 # %% ../nbs/14_shapley.ipynb #1b625303
-def background_engine(learn, background=None, n_background=100, rng=None, bs=None):
+def background_engine(learn, background=None, n_background=100, rng=None, bs=None, unseen='error'):
     "An `Engine` on at most `n_background` rows of the DataFrame `background`, drawn with `rng`, else of the training data"
     n_background = check_whole('n_background', n_background, 2)
     to = learn.dls.train_ds
     if background is None:
-        if len(to)==0: raise ValueError("this learner keeps no training data (a learner from `load_learner`): pass `background=`, a DataFrame of raw rows")
+        if len(to)==0: raise InputError("this learner keeps no training data (a learner from `load_learner`): pass `background=`, a DataFrame of raw rows")
         idx = np.sort(rng.choice(len(to), min(n_background, len(to)), replace=False))
         return Engine(learn, dl=learn.dls.train.new(to.iloc[idx]), bs=bs, with_labels=False)
-    if not isinstance(background, pd.DataFrame): raise TypeError(f"`background` must be a pandas DataFrame of raw rows, got {type(background).__name__}")
+    if not isinstance(background, pd.DataFrame): raise InputTypeError(f"`background` must be a pandas DataFrame of raw rows, got {type(background).__name__}")
     missing = [c for c in feature_columns(to) if c not in background.columns]
     if missing:
         only = " (it holds only labels)" if set(background.columns) <= set(to.y_names) else ""
-        raise ValueError(f"`background` is missing feature column(s) {', '.join(map(repr, missing))}{only}")
-    if len(background) < 2: raise ValueError(f"`background` needs at least two rows, got {len(background)}")
+        raise InputError(f"`background` is missing feature column(s) {', '.join(map(repr, missing))}{only}")
+    if len(background) < 2: raise InputError(f"`background` needs at least two rows, got {len(background)}")
     if len(background) > n_background: background = background.iloc[np.sort(rng.choice(len(background), n_background, replace=False))]
-    return Engine(learn, df=background, bs=bs, with_labels=False)
+    try: return Engine(learn, df=background, bs=bs, with_labels=False, unseen=unseen)
+    except InputError as e: raise InputError(str(e).replace('`df`', '`background`')) from None  # the frame checked is the background
 
-def explained_data(learn, df=None, dl=None, device=None):
+def unseen_counts(data, background):
+    "The rows per column of the explained `data`, then of the `background`, whose unseen categories became `#na#`"
+    return {**data.unseen, **{f'{c} (background)': n for c,n in background.unseen.items()}}
+
+def explained_data(learn, df=None, dl=None, device=None, unseen='error'):
     "The rows to explain (`df`, `dl` or the validation set), encoded, without labels"
-    data = TabularTensors(test_dataloader(learn, df, dl, with_labels=False), device)
-    if data.n==0: raise ValueError("no rows to explain")
+    data = TabularTensors(test_dataloader(learn, df, dl, with_labels=False, unseen=unseen), device)
+    if data.n==0: raise InputError("no rows to explain")
     return data
 
 # %% ../nbs/14_shapley.ipynb #14b1e79f
@@ -224,7 +229,7 @@ def check_output(learn, output):
     "`output` as a name the model's outputs carry, or a clear error"
     if output is None: return None
     names = output_candidates(learn)
-    if str(output) not in names: raise ValueError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, names))}")
+    if str(output) not in names: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, names))}")
     return str(output)
 
 # %% ../nbs/14_shapley.ipynb #9bda2cf8
@@ -246,7 +251,7 @@ def default_max_evals(m):
 def rounds_for(max_evals, m):
     "Antithetic permutation pairs per background row that `max_evals` pays for: each costs `2*(m-1)` coalitions, plus the two ends"
     if max_evals < 2*m:
-        raise ValueError(f"`max_evals`={max_evals} is too small: with {m} players one permutation and its reverse, over the "
+        raise InputError(f"`max_evals`={max_evals} is too small: with {m} players one permutation and its reverse, over the "
                          f"background, take {2*m} evaluations (and {2**m} give exact values)")
     return (max_evals-2)//(2*(m-1))
 
@@ -273,9 +278,11 @@ class ShapValues(ImportanceResult):
 
     def select(self, output):
         "The same values for another output (a class of a classifier, a target of a regression)"
-        if str(output) not in self.outputs: raise ValueError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
-        return ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values,
-                          self.all_predictions, self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights)
+        if str(output) not in self.outputs: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
+        res = ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values,
+                         self.all_predictions, self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights)
+        res.unseen = getattr(self, 'unseen', {})
+        return res
 
     @classmethod
     def from_learner(cls, learn,
@@ -290,6 +297,7 @@ class ShapValues(ImportanceResult):
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar
         sample_weight=None, # a column name of `df` or one weight per explained row: `.results` and the bar plot show the weighted mean |value|
+        unseen:str='error', # categories of `df` or `background` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Compute the Shapley values of `learn`'s predictions on `df`'s rows (exact up to `exact_limit` players, else sampled)"
         check_tabular_learner(learn)
@@ -298,9 +306,9 @@ class ShapValues(ImportanceResult):
         weights = weights_for(learn, sample_weight, df, dl)
         with kept(learn):
             name = check_output(learn, output)
-            bg = background_engine(learn, background, n_background, _seeds(seed, 3)[2], bs)
+            bg = background_engine(learn, background, n_background, _seeds(seed, 3)[2], bs, unseen)
             players = Players(bg.units(groups), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
-            data = explained_data(learn, df, dl, bg.data.cats.device)
+            data = explained_data(learn, df, dl, bg.data.cats.device, unseen)
             m,nb = players.m,bg.data.n
             exact = max_evals >= 2**m if max_evals is not None else m <= exact_limit
             budget = None if exact else ifnone(max_evals, default_max_evals(m))
@@ -316,14 +324,16 @@ class ShapValues(ImportanceResult):
                     phi,var = sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress)
                     phi = efficient(phi, var, preds - base)
             outputs = output_names(learn, preds.shape[1])
-            return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
-                       var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
-                       ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights)
+            res = cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
+                      var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
+                      ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights)
+        res.unseen = unseen_counts(data, bg.data)
+        return res
 
     def __repr__(self):
         how = 'exact' if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
         return (f"{type(self).__name__} of {self.output!r} for {len(self.index)} rows ({how}), base value {self.base_value:.4g}; "
-                f"mean |value| per feature:\n{self.results.to_string(max_rows=30)}")
+                f"mean |value| per feature:\n{self.results.to_string(max_rows=30)}{unseen_note(getattr(self, 'unseen', None))}")
 
 # %% ../nbs/14_shapley.ipynb #f4ee63c4
 def _numbers(col):
@@ -518,6 +528,7 @@ class SageImportance(ImportanceResult):
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar with the convergence ratio
         sample_weight=None, # a column name of `df` or one weight per row: each row's loss counts by its weight; rows of weight zero are not visited
+        unseen:str='error', # categories of `df` or `background` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Estimate the SAGE values of `learn`'s features on `df` by antithetic permutations until they converge"
         check_tabular_learner(learn)
@@ -528,23 +539,25 @@ class SageImportance(ImportanceResult):
         row_rng,perm_rng,bg_rng,draw_rng = _seeds(seed, 4)
         weights = weights_of(weights_for(learn, sample_weight, df, dl))  # equal weights: exactly the unweighted estimate
         with kept(learn):
-            bg = background_engine(learn, background, n_background, bg_rng, bs)
-            data = Engine(learn, df, dl, bs, with_labels=True).data
+            bg = background_engine(learn, background, n_background, bg_rng, bs, unseen)
+            data = Engine(learn, df, dl, bs, with_labels=True, unseen=unseen).data
             players = Players(bg.units(groups), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
-            if players.m < 2: raise ValueError("SAGE needs at least two features")
+            if players.m < 2: raise InputError("SAGE needs at least two features")
             visits = math.ceil(ifnone(n_permutations, max_permutations)/4)
             with evaluating(learn):
                 game = Game(learn, players, data, bg.data, bg.bs)
                 tally,ratio,visited = sage_samples(game, visits, threshold, n_permutations is None,
                                                    row_rng, perm_rng, draw_rng, n_draws, show_progress, weights)
             means,_,se = tally.estimate()
-            return cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < threshold, 4*visited, min(n_draws, bg.data.n), seed,
-                       None if weights is None else weights.numpy()[(tally.count[:, 0] > 0).cpu().numpy()])
+            res = cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < threshold, 4*visited, min(n_draws, bg.data.n), seed,
+                      None if weights is None else weights.numpy()[(tally.count[:, 0] > 0).cpu().numpy()])
+        res.unseen = unseen_counts(data, bg.data)
+        return res
 
     def __repr__(self):
         state = 'converged' if self.converged else 'NOT converged'
         return (f"{type(self).__name__} ({self.n_permutations} permutations, {state}: convergence ratio {self.ratio:.3g}):\n"
-                f"{self.results.to_string(max_rows=30)}")
+                f"{self.results.to_string(max_rows=30)}{unseen_note(getattr(self, 'unseen', None))}")
 
 # %% ../nbs/14_shapley.ipynb #67c09229
 def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng, n_draws, show_progress=True, weights=None):
