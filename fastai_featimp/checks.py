@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_checks.ipynb #784480cb
 from __future__ import annotations
-import inspect, numbers
+import inspect, math, numbers, warnings
 from collections import Counter
 from functools import partial
 import numpy as np, pandas as pd, torch
@@ -17,8 +17,9 @@ from fastai.tabular.core import Tabular, FillMissing, RegressionSetup
 
 # %% auto #0
 __all__ = ['no_labels', 'shown', 'is_whole', 'check_whole', 'check_flag', 'check_optional_bool', 'check_seed', 'check_seeds',
-           'check_choice', 'check_number', 'check_one_metric', 'check_metric', 'check_tabular_learner', 'check_fit',
-           'check_dl', 'added_columns', 'raw_cat_names', 'feature_columns', 'label_vocab', 'check_frame']
+           'check_choice', 'check_number', 'check_one_metric', 'check_metric', 'check_tabular_learner',
+           'warn_untrained', 'warn_repeats', 'check_fit', 'check_dl', 'added_columns', 'raw_cat_names',
+           'feature_columns', 'label_vocab', 'check_frame']
 
 # %% ../nbs/01_checks.ipynb #13e48742
 def shown(value, most=60):
@@ -145,6 +146,23 @@ def check_tabular_learner(learn):
         raise TypeError(f"fastai_featimp needs a tabular learner (dataloaders built on `TabularPandas`); "
                         f"this learner's training data is a `{found}`")
     return learn
+
+# %% ../nbs/01_checks.ipynb #a1b2c3d4
+def warn_untrained(learn):
+    "Warn (`UserWarning`) when `learn` holds training rows but its recorder never saw a training batch"
+    recorder = getattr(learn, 'recorder', None)
+    if recorder is None or recorder.__dict__.get('losses') or len(getattr(learn.dls, 'train_ds', ())) == 0: return
+    warnings.warn("this learner has no training history (its recorder saw no training batch): if it was never trained, "
+                  "the results describe its random initial weights; train it first, or ignore this if you loaded trained "
+                  "weights with `learn.load`", UserWarning, stacklevel=3)
+
+def warn_repeats(n_repeats, n_rows):
+    "Warn (`UserWarning`) when `n_repeats` shuffles of `n_rows` rows exceed the rows' different orders"
+    orders = math.factorial(n_rows) if n_rows < 13 else math.inf
+    if n_repeats > orders:
+        warnings.warn(f"`n_repeats`={n_repeats} is more than the {orders} different orders of {n_rows} rows: the repeats "
+                      f"repeat the same shuffles, and their spread says nothing more; use more rows, or fewer repeats",
+                      UserWarning, stacklevel=3)
 
 # %% ../nbs/01_checks.ipynb #84129d77
 def _bound_to(f):

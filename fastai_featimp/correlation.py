@@ -70,5 +70,5 @@ def feature_correlation(self:Learner,
     check_tabular_learner(self)
     threshold = check_number('threshold', threshold, 0, 1, low_open=True)
     with kept(self):
-        eng = Engine(self, df, dl, with_labels=False)
+        eng = Engine(self, df, dl, with_labels=False, need="to measure association on")
         return FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold)

@@ -209,10 +209,10 @@ def test_dataloader(learn, df=None, dl=None, with_labels=True):
 # %% ../nbs/04_engine.ipynb #cbfd8cde
 class Engine:
     "Encoded data of a tabular learner, its features and units, and the evaluator of perturbations on it"
-    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True):
+    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, need='to perturb'):
         if bs is not None: bs = check_whole('bs', bs)
         dl = test_dataloader(learn, df, dl, with_labels)
-        if len(dl.dataset) < 2: raise ValueError(f"need at least two rows to perturb, got {len(dl.dataset)}")
+        if len(dl.dataset) < 2: raise ValueError(f"need at least two rows {need}, got {len(dl.dataset)}")
         device = next(learn.model.parameters()).device
         self.learn,self.bs = learn,ifnone(bs, default_bs(learn.model, device))
         self.data = TabularTensors(dl, device)

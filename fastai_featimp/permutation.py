@@ -118,6 +118,7 @@ class PermutationImportance(ImportanceResult):
         if max_rows is not None and not (isinstance(max_rows, float) and 0 < max_rows <= 1): max_rows = check_whole('max_rows', max_rows, 2)
         if by=='prediction' and relative: raise ValueError("`relative=True` needs `by='metric'`: prediction deviations have no baseline")
         seed = ifnone(seed, secrets.randbits(31))
+        warn_untrained(learn)
         with kept(learn):
             scorer = make_scorer(learn, by, metric, higher_is_better)
             eng = Engine(learn, df, dl, bs, with_labels=by=='metric')
@@ -126,6 +127,7 @@ class PermutationImportance(ImportanceResult):
             cond = Conditioning(eng, units, columns, min_association, max_conditioning, n_bins) if conditional else None
             gen = torch.Generator().manual_seed(seed)
             rows = subsample(eng.data.n, max_rows, n_repeats, gen)
+            if rows[0] is None: warn_repeats(n_repeats, eng.data.n)
             eng.set_baseline(scorer)
             baselines = [scorer.baseline if r is None else eng.evaluate([Identity(r)], scorer)[0] for r in rows]
             def perturbations():
