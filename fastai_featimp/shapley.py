@@ -211,7 +211,7 @@ def background_engine(learn, background=None, n_background=100, rng=None, bs=Non
 def explained_data(learn, df=None, dl=None, device=None):
     "The rows to explain (`df`, `dl` or the validation set), encoded, without labels"
     dl = test_dataloader(learn, df, dl, with_labels=False)
-    if len(dl.dataset)==0: raise ValueError("need at least one row to explain, got 0")
+    if len(dl.dataset)==0: raise ValueError("need at least one row to explain, got 0 rows")
     return TabularTensors(dl, device)
 
 # %% ../nbs/14_shapley.ipynb #14b1e79f
