@@ -149,12 +149,11 @@ def check_tabular_learner(learn):
 
 # %% ../nbs/01_checks.ipynb #a1b2c3d4
 def warn_untrained(learn):
-    "Warn (`UserWarning`) when `learn` holds training rows but its recorder never saw a training batch"
-    recorder = getattr(learn, 'recorder', None)
-    if recorder is None or recorder.__dict__.get('losses') or len(getattr(learn.dls, 'train_ds', ())) == 0: return
-    warnings.warn("this learner has no training history (its recorder saw no training batch): if it was never trained, "
-                  "the results describe its random initial weights; train it first, or ignore this if you loaded trained "
-                  "weights with `learn.load`", UserWarning, stacklevel=3)
+    "Warn (`UserWarning`) when `learn` holds training rows but was never trained nor loaded (it has no optimiser)"
+    if getattr(learn, 'opt', None) is not None or len(getattr(learn.dls, 'train_ds', ())) == 0: return
+    warnings.warn("this learner was never trained (neither `fit` nor `learn.load` has run: it has no optimiser), so "
+                  "the results describe its random initial weights; train it or load its weights first",
+                  UserWarning, stacklevel=3)
 
 def warn_repeats(n_repeats, n_rows):
     "Warn (`UserWarning`) when `n_repeats` shuffles of `n_rows` rows exceed the rows' different orders"

@@ -602,11 +602,11 @@ UNTRAINED_WARNED = ['permutation', 'partial_dependence', 'value_importance', 'sh
 def test_untrained_learner_warns(reg, name):
     "A learner that never saw a training batch would be explained from its random weights: a UserWarning says so"
     fresh = tabular_learner(reg.learn.dls, layers=[8], metrics=rmse)
-    with pytest.warns(UserWarning, match='no training history'): ENTRIES[name](fresh)
+    with pytest.warns(UserWarning, match='never trained'): ENTRIES[name](fresh)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         ENTRIES[name](reg.learn)
-    assert not [w for w in caught if 'no training history' in str(w.message)]
+    assert not [w for w in caught if 'never trained' in str(w.message)]
 
 def test_more_repeats_than_orders_warns(reg):
     "Five rows have 120 orders: more repeats only repeat shuffles, and a UserWarning says so"
