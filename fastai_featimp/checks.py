@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_checks.ipynb #784480cb
 from __future__ import annotations
-import inspect, numbers
+import inspect, math, numbers, warnings
 from collections import Counter
 from functools import partial
 import numpy as np, pandas as pd, torch
@@ -18,9 +18,9 @@ from fastai.tabular.core import Tabular, FillMissing, RegressionSetup
 # %% auto #0
 __all__ = ['unseens', 'no_labels', 'shown', 'is_whole', 'InputError', 'InputTypeError', 'check_whole', 'check_flag',
            'check_optional_bool', 'check_seed', 'check_seeds', 'check_choice', 'check_number', 'check_one_metric',
-           'check_metric', 'check_tabular_learner', 'check_fit', 'check_dl', 'added_columns', 'raw_cat_names',
-           'feature_columns', 'category_lookup', 'matched', 'unseen_report', 'match_categories', 'unseen_note',
-           'label_vocab', 'check_frame', 'check_weights', 'weights_for']
+           'check_metric', 'check_tabular_learner', 'warn_untrained', 'warn_repeats', 'check_fit', 'check_dl',
+           'added_columns', 'raw_cat_names', 'feature_columns', 'category_lookup', 'matched', 'unseen_report',
+           'match_categories', 'unseen_note', 'label_vocab', 'check_frame', 'check_weights', 'weights_for']
 
 # %% ../nbs/01_checks.ipynb #13e48742
 def shown(value, most=60):
@@ -154,6 +154,22 @@ def check_tabular_learner(learn):
         raise InputTypeError(f"fastai_featimp needs a tabular learner (dataloaders built on `TabularPandas`); "
                         f"this learner's training data is a `{found}`")
     return learn
+
+# %% ../nbs/01_checks.ipynb #a1b2c3d4
+def warn_untrained(learn):
+    "Warn (`UserWarning`) when `learn` holds training rows but was never trained nor loaded (it has no optimiser)"
+    if getattr(learn, 'opt', None) is not None or len(getattr(learn.dls, 'train_ds', ())) == 0: return
+    warnings.warn("this learner was never trained (neither `fit` nor `learn.load` has run: it has no optimiser), so "
+                  "the results describe its random initial weights; train it or load its weights first",
+                  UserWarning, stacklevel=3)
+
+def warn_repeats(n_repeats, n_rows):
+    "Warn (`UserWarning`) when `n_repeats` shuffles of `n_rows` rows exceed the rows' different orders"
+    orders = math.factorial(n_rows) if n_rows < 13 else math.inf
+    if n_repeats > orders:
+        warnings.warn(f"`n_repeats`={n_repeats} is more than the {orders} different orders of {n_rows} rows: the repeats "
+                      f"repeat the same shuffles, and their spread says nothing more; use more rows, or fewer repeats",
+                      UserWarning, stacklevel=3)
 
 # %% ../nbs/01_checks.ipynb #84129d77
 def _bound_to(f):

@@ -64,8 +64,9 @@ class PartialDependence(Result):
         if len(features)==2 and values is not None and not isinstance(values, dict):
             raise InputError("for two features, pass `values` as a dict `{feature: values}`")
         seed,weights = ifnone(seed, secrets.randbits(31)),weights_for(learn, sample_weight, df, dl)
+        warn_untrained(learn)
         with kept(learn):
-            eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen)
+            eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need="to average predictions over")
             columns = [feature_values(eng, f) for f in features]
             given = values if isinstance(values, dict) else {features[0]: values}
             unknown = set(given) - set(features)
@@ -137,7 +138,7 @@ def plot_dependence(results, feature, kind, outputs, ice=None, ylabel='mean pred
     if kind=='categorical': ax.set_xticks(np.arange(len(values)), [str(v) for v in values], rotation=45 if len(values) > 8 else 0)
     ax.set_xlabel(feature)
     ax.set_ylabel(ylabel if ice is None else f'{ylabel} (thin: {ice.row.nunique()} rows, ICE)')
-    if len(outputs) > 1: ax.legend(frameon=False)
+    if len(outputs) > 1: ax.legend(frameon=False, loc='upper left', bbox_to_anchor=(1.01, 1))  # outside: it covers no curve
     if title: ax.set_title(title)
     ax.figure.tight_layout()
     return ax
@@ -185,10 +186,11 @@ class ValueImportance(Result):
         by,show_progress = check_choice('by', by, bys),check_flag('show_progress', show_progress)
         higher_is_better,metric = check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
         weights = weights_for(learn, sample_weight, df, dl)
+        warn_untrained(learn)
         with kept(learn):
             scorer = make_scorer(learn, by, metric, higher_is_better, weights)
             if len(scorer.names) > 1: raise InputError(f"`metric` must name one metric here, got {metric!r}")
-            eng = Engine(learn, df, dl, bs, with_labels=by=='metric', unseen=unseen)
+            eng = Engine(learn, df, dl, bs, with_labels=by=='metric', unseen=unseen, need='to set to each value')
             column = feature_values(eng, feature)
             if values is None:
                 values = column.distinct(eng.data)

@@ -224,10 +224,10 @@ def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
 # %% ../nbs/04_engine.ipynb #cbfd8cde
 class Engine:
     "Encoded data of a tabular learner, its features and units, and the evaluator of perturbations on it"
-    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, unseen='error'):
+    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, unseen='error', need='to perturb'):
         if bs is not None: bs = check_whole('bs', bs)
         dl = test_dataloader(learn, df, dl, with_labels, unseen)
-        if len(dl.dataset) < 2: raise InputError(f"need at least two rows to perturb, got {len(dl.dataset)}")
+        if len(dl.dataset) < 2: raise InputError(f"need at least two rows {need}, got {len(dl.dataset)}")
         device = next(learn.model.parameters()).device
         self.learn,self.bs = learn,ifnone(bs, default_bs(learn.model, device))
         self.data = TabularTensors(dl, device)

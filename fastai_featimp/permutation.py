@@ -121,6 +121,7 @@ class PermutationImportance(ImportanceResult):
         if by=='prediction' and relative: raise InputError("`relative=True` needs `by='metric'`: prediction deviations have no baseline")
         weights = weights_for(learn, sample_weight, df, dl)
         seed = ifnone(seed, secrets.randbits(31))
+        warn_untrained(learn)
         with kept(learn):
             scorer = make_scorer(learn, by, metric, higher_is_better, weights)
             eng = Engine(learn, df, dl, bs, with_labels=by=='metric', unseen=unseen)
@@ -129,6 +130,7 @@ class PermutationImportance(ImportanceResult):
             cond = Conditioning(eng, units, columns, min_association, max_conditioning, n_bins) if conditional else None
             gen = torch.Generator().manual_seed(seed)
             rows = subsample(eng.data.n, max_rows, n_repeats, gen)
+            if rows[0] is None: warn_repeats(n_repeats, eng.data.n)
             eng.set_baseline(scorer)
             baselines = [scorer.baseline if r is None else eng.evaluate([Identity(r)], scorer)[0] for r in rows]
             def perturbations():

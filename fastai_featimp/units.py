@@ -10,7 +10,7 @@ from .checks import InputError, InputTypeError
 
 # %% auto #0
 __all__ = ['Feature', 'is_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features', 'group_name',
-           'group_features', 'split_groups', 'merge_associated', 'resolve_units']
+           'group_features', 'split_groups', 'auto_group_name', 'merge_associated', 'resolve_units']
 
 # %% ../nbs/02_units.ipynb #448953cd
 class Feature:
@@ -121,11 +121,15 @@ def split_groups(groups):
     return explicit,auto
 
 # %% ../nbs/02_units.ipynb #baafbf2b
+def auto_group_name(members, association):
+    "The name of an automatic group of `members`: its most central member and how many others it holds, e.g. `'worst radius +5'`"
+    return f"{most_central(association, members)} +{len(members)-1}"
+
 def merge_associated(units, association, threshold=0.7):
-    "`units` with those whose `association` (a units x units DataFrame) chains to `threshold` merged"
+    "`units` with those that are all associated at `threshold` or more (`association`, a units x units DataFrame) merged"
     if len(units) < 2: raise InputError(f"`groups='auto'` needs at least two features to group, got {len(units)}")
     by_name = {u.name: u for u in units}
-    return [by_name[c[0]] if len(c)==1 else merge_features(group_name(c), [by_name[n] for n in c])
+    return [by_name[c[0]] if len(c)==1 else merge_features(auto_group_name(c, association), [by_name[n] for n in c])
             for c in association_clusters(association, threshold)]
 
 def resolve_units(feats, groups=None, threshold=0.7, association=None):
