@@ -18,7 +18,8 @@ from fastai.tabular.core import Tabular, FillMissing, RegressionSetup
 # %% auto #0
 __all__ = ['no_labels', 'shown', 'is_whole', 'check_whole', 'check_flag', 'check_optional_bool', 'check_seed', 'check_seeds',
            'check_choice', 'check_number', 'check_one_metric', 'check_metric', 'check_tabular_learner', 'check_fit',
-           'check_dl', 'added_columns', 'raw_cat_names', 'feature_columns', 'label_vocab', 'check_frame']
+           'check_dl', 'added_columns', 'raw_cat_names', 'feature_columns', 'label_vocab', 'check_frame',
+           'check_weights']
 
 # %% ../nbs/01_checks.ipynb #13e48742
 def shown(value, most=60):
@@ -264,3 +265,22 @@ def check_frame(df, to, with_labels=True):
     for c in to.cont_names: out[c] = _finite_numbers(out[c], f"continuous column {c!r}")
     for c in raw_cat_names(to): out[c] = _plain_objects(out[c])
     return _check_labels(out, to) if with_labels else out
+
+# %% ../nbs/01_checks.ipynb #a55e1902
+def check_weights(sample_weight, df=None, n=None):
+    "`sample_weight` as float64 weights, one per row, or `None`: a column name of `df` or `n` finite, non-negative numbers, not all zero"
+    if sample_weight is None: return None
+    if isinstance(sample_weight, (str, numbers.Number)) or (not hasattr(sample_weight, '__len__') and not isinstance(sample_weight, (list, tuple))):
+        if df is None: raise ValueError(f"`sample_weight` names a column, {sample_weight!r}, but no `df` was given; pass one weight per row")
+        if sample_weight not in df.columns: raise ValueError(f"`sample_weight` names a column `df` does not have: {sample_weight!r}")
+        values = df[sample_weight]
+    else: values = sample_weight
+    try: w = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError): raise TypeError(f"`sample_weight` must hold numbers, got {shown(values)}") from None
+    if w.ndim != 1: raise ValueError(f"`sample_weight` must be one weight per row (1-D), got shape {w.shape}")
+    n = len(df) if n is None and df is not None else n
+    if n is not None and len(w) != n: raise ValueError(f"`sample_weight` has {len(w)} weights for {n} rows")
+    if not np.isfinite(w).all(): raise ValueError(f"`sample_weight` has {(~np.isfinite(w)).sum()} missing or infinite weight(s), e.g. at position {np.flatnonzero(~np.isfinite(w))[:5].tolist()}")
+    if (w < 0).any(): raise ValueError(f"`sample_weight` has {(w < 0).sum()} negative weight(s), e.g. at position {np.flatnonzero(w < 0)[:5].tolist()}")
+    if not (w > 0).any(): raise ValueError("`sample_weight` is zero for every row; at least one row must weigh something")
+    return w

@@ -12,7 +12,7 @@ from .units import *
 from .scoring import *
 
 # %% auto #0
-__all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'default_bs', 'progress', 'Evaluator',
+__all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs', 'progress', 'Evaluator',
            'normalization', 'rounded', 'FeatureValues', 'output_names', 'test_dataloader', 'Engine', 'bn_affine',
            'folded', 'LinearInput']
 
@@ -58,6 +58,14 @@ class Substitute(Perturbation):
     def __call__(self, data, positions, cats, conts):
         for i,v in zip(self.feature.cat_idx, self.cat_values): cats[:, i] = v
         for i,v in zip(self.feature.cont_idx, self.cont_values): conts[:, i] = v
+
+# %% ../nbs/04_engine.ipynb #a55e1900
+class Assign(Perturbation):
+    "Set `feature`'s columns, in each of `rows`, to that row's own encoded values: one row of `cats` and of `conts` per row"
+    def __init__(self, feature, cats, conts, rows=None): store_attr()
+    def __call__(self, data, positions, cats, conts):
+        for j,i in enumerate(self.feature.cat_idx): cats[:, i] = self.cats[positions, j]
+        for j,i in enumerate(self.feature.cont_idx): conts[:, i] = self.conts[positions, j]
 
 # %% ../nbs/04_engine.ipynb #d63a11d7
 def default_bs(model, device):
