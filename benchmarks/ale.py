@@ -13,7 +13,8 @@ so that every contender bins exactly the same numbers).
   (wall clock). effector: `ALE(X, f, nof_instances='all').fit([0])` (its default 20 equal-width bins; 10,000 model
   rows like ours); PyALE without its confidence intervals; alibi with our grid. Also timed: the network alone on
   the 10,000 rows, the floor every contender pays. Times are CPU seconds of the process (`time.process_time`): on a
-  shared machine, time spent waiting for a core is not the contender's.
+  shared machine, time spent waiting for a core is not the contender's. `ours, from a ready dl` takes the rows
+  already through `learn.dls.test_dl`, which shows what encoding the frame costs.
 
 Run: `python benchmarks/ale.py` (in an environment with PyALE, effector and alibi; alibi 0.9.6 needs numpy < 2).
 Writes `benchmarks/results/ale.md`.
@@ -113,7 +114,7 @@ def main():
         same = len(values)==len(res) and np.allclose(values, res.x0)
         rows.append(('alibi', version('alibi'), np.abs(effects - res.y.to_numpy()).max()/span if same else np.nan, len(values)))
         contenders['alibi'] = run_alibi
-    except Exception as e: notes.append(f'alibi: {type(e).__name__}: {str(e)[:200]}')
+    except Exception as e: notes.append(f'alibi {version("alibi")} fails here: {type(e).__name__}: {str(e)[:200]}')
     try:
         import effector
         Xn = X.to_numpy()
@@ -123,10 +124,13 @@ def main():
         rows.append(('effector', version('effector'), np.nan, 21))
         contenders['effector'] = run_effector
     except Exception as e: notes.append(f'effector: {type(e).__name__}: {str(e)[:200]}')
+    ready = learn.dls.test_dl(X)
+    contenders['ours, from a ready `dl`'] = lambda: learn.accumulated_local_effects('x0', dl=ready, bins=20, show_progress=False)
     both = np.concatenate([X.to_numpy()]*2)
     contenders['network alone, 10,000 rows'] = lambda: f.predict(both)
     times = race(contenders, args.runs, time.process_time)
     table = pd.DataFrame(rows, columns=['contender', 'version', 'max abs diff / range', 'edges'])
+    table.loc[len(table)] = ('ours, from a ready `dl`', 'fastai_featimp', np.nan, len(res))
     table.loc[len(table)] = ('network alone, 10,000 rows', '', np.nan, 0)
     table['seconds'] = table.contender.map(times)
     table['time / ours'] = table.seconds/times['ours']

@@ -30,8 +30,8 @@ def linear():
     with torch.no_grad():
         lin.weight.zero_(); lin.bias.zero_()
         n_emb = learn.model.n_emb
-        lin.weight[0, n_emb + 0] = 2*stds['x']
-        lin.weight[0, n_emb + 1] = -1*stds['z']
+        lin.weight[0, n_emb + 0] = 2*float(stds['x'])
+        lin.weight[0, n_emb + 1] = -float(stds['z'])
         lin.weight[0, :2] = torch.tensor([1., 0.5])  # the `grp` embedding, read through its two dimensions
         learn.model.embeds[0].weight.copy_(torch.tensor([[0., 0], [1, 2], [-1, 0], [3, 1], [0, -2]]))
     return learn, df
