@@ -1,10 +1,11 @@
-# make demo: a trained learner's permutation importance on real data; make test: everything CI runs.
+# make demo: a trained learner's permutation importance on real data; make test: everything CI runs on the newest
+# stack; make test-oldest: pytest on the oldest stack the package supports (.ci/oldest.txt), in a second venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export MPLBACKEND := Agg
 
-.PHONY: demo test export readme docs bench
+.PHONY: demo test test-oldest export readme docs bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,25 @@ test: export
 	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/python -m pytest -q tests
 
+# The oldest Python the package supports (requires-python): pyenv's 3.10, or a python3.10 on the PATH; failing both,
+# python3 (the pinned libraries install on 3.11 too)
+OLDEST := .venv-oldest
+OLDEST_PYTHON ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.10*/bin/python3.10) \
+                  $(shell command -v python3.10 >/dev/null && python3.10 -c '' 2>/dev/null && command -v python3.10) python3)
+
+$(OLDEST)/.installed: pyproject.toml .ci/oldest.txt
+	rm -rf $(OLDEST)
+	$(OLDEST_PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install --quiet -c .ci/oldest.txt -e '.[test]'
+	touch $@
+
+# Not here: test_docs (the notebooks' saved outputs, checked by `make test`; it needs nbdev's fastcore) and test_golden
+# (numbers recorded on the newest stack: another torch trains another network)
+test-oldest: $(OLDEST)/.installed
+	@$(OLDEST)/bin/python -c "import sys, fastai, torch, numpy, pandas; print('oldest stack: Python', sys.version.split()[0], \
+	  'fastai', fastai.__version__, 'torch', torch.__version__, 'numpy', numpy.__version__, 'pandas', pandas.__version__)"
+	$(OLDEST)/bin/python -m pytest -q tests --ignore=tests/test_docs.py --ignore=tests/test_golden.py
+
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/speed.py
@@ -47,3 +67,4 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/blind_spots.py
 	$(BIN)/python benchmarks/viann_overhead.py
 	$(BIN)/python benchmarks/viann_validation.py
+	$(BIN)/python benchmarks/weights.py

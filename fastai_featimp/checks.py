@@ -19,7 +19,7 @@ from fastai.tabular.core import Tabular, FillMissing, RegressionSetup
 __all__ = ['no_labels', 'shown', 'is_whole', 'check_whole', 'check_flag', 'check_optional_bool', 'check_seed', 'check_seeds',
            'check_choice', 'check_number', 'check_one_metric', 'check_metric', 'check_tabular_learner', 'check_fit',
            'check_dl', 'added_columns', 'raw_cat_names', 'feature_columns', 'label_vocab', 'check_frame',
-           'check_weights']
+           'check_weights', 'weights_for']
 
 # %% ../nbs/01_checks.ipynb #13e48742
 def shown(value, most=60):
@@ -266,21 +266,42 @@ def check_frame(df, to, with_labels=True):
     for c in raw_cat_names(to): out[c] = _plain_objects(out[c])
     return _check_labels(out, to) if with_labels else out
 
-# %% ../nbs/01_checks.ipynb #a55e1902
-def check_weights(sample_weight, df=None, n=None):
-    "`sample_weight` as float64 weights, one per row, or `None`: a column name of `df` or `n` finite, non-negative numbers, not all zero"
+# %% ../nbs/01_checks.ipynb #5b8ca776
+def _weight_frame(learn, df=None, dl=None):
+    "The raw rows an entry point will score, as `test_dataloader` will pick them: `df`, `dl`'s frame, or the validation set's"
+    if df is not None: return df
+    if dl is not None: return check_dl(dl).dataset.items
+    return learn.dls.valid_ds.items
+
+def check_weights(sample_weight, rows, to=None):
+    "`sample_weight` as float64 weights of `rows` (a DataFrame or a number of rows), or `None`, unless they are not finite, non-negative, not all zero, one per row"
     if sample_weight is None: return None
-    if isinstance(sample_weight, (str, numbers.Number)) or (not hasattr(sample_weight, '__len__') and not isinstance(sample_weight, (list, tuple))):
-        if df is None: raise ValueError(f"`sample_weight` names a column, {sample_weight!r}, but no `df` was given; pass one weight per row")
-        if sample_weight not in df.columns: raise ValueError(f"`sample_weight` names a column `df` does not have: {sample_weight!r}")
-        values = df[sample_weight]
-    else: values = sample_weight
-    try: w = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError): raise TypeError(f"`sample_weight` must hold numbers, got {shown(values)}") from None
-    if w.ndim != 1: raise ValueError(f"`sample_weight` must be one weight per row (1-D), got shape {w.shape}")
-    n = len(df) if n is None and df is not None else n
-    if n is not None and len(w) != n: raise ValueError(f"`sample_weight` has {len(w)} weights for {n} rows")
-    if not np.isfinite(w).all(): raise ValueError(f"`sample_weight` has {(~np.isfinite(w)).sum()} missing or infinite weight(s), e.g. at position {np.flatnonzero(~np.isfinite(w))[:5].tolist()}")
-    if (w < 0).any(): raise ValueError(f"`sample_weight` has {(w < 0).sum()} negative weight(s), e.g. at position {np.flatnonzero(w < 0)[:5].tolist()}")
-    if not (w > 0).any(): raise ValueError("`sample_weight` is zero for every row; at least one row must weigh something")
+    n = len(rows) if isinstance(rows, pd.DataFrame) else int(rows)
+    if isinstance(sample_weight, (str, numbers.Number)) and not isinstance(sample_weight, (bool, np.bool_)):
+        if not isinstance(rows, pd.DataFrame) or sample_weight not in rows.columns:
+            where = f"the columns of the data are: {', '.join(map(repr, list(rows.columns)[:30]))}" if isinstance(rows, pd.DataFrame) else "no frame to look it up in"
+            raise ValueError(f"`sample_weight` names column {sample_weight!r}, which the data does not have; {where}")
+        if to is not None and sample_weight in set(feature_columns(to)) | set(to.y_names):
+            raise ValueError(f"`sample_weight` names {sample_weight!r}, a {'label' if sample_weight in to.y_names else 'feature'} of the learner; "
+                             f"weights must be a column the model does not read")
+        col = rows[sample_weight]
+        if isinstance(col, pd.DataFrame): raise ValueError(f"`sample_weight` names {sample_weight!r}, which `df` has {col.shape[1]} columns of")
+        values,what = col.to_numpy(dtype=object),f"column {sample_weight!r}"
+    elif isinstance(sample_weight, (list, tuple, np.ndarray, pd.Series, torch.Tensor)):
+        if isinstance(sample_weight, pd.Series) and isinstance(rows, pd.DataFrame) and not sample_weight.index.equals(rows.index):
+            raise ValueError("`sample_weight` is a Series whose index differs from the data's: pass `.to_numpy()` for weights in row order, or reindex it")
+        values,what = np.asarray(sample_weight.cpu() if isinstance(sample_weight, torch.Tensor) else sample_weight, dtype=object),'the array'
+        if values.ndim != 1: raise ValueError(f"`sample_weight` must be one weight per row (1-d), got an array of shape {values.shape}")
+    else: raise TypeError(f"`sample_weight` must be a column name of `df` or an array of one weight per row, got {shown(sample_weight)}")
+    if len(values) != n: raise ValueError(f"`sample_weight` has {len(values)} weights for {n} rows; give one per row")
+    bad = [v for v in values if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)]
+    if bad: raise TypeError(f"`sample_weight` ({what}) must hold numbers, it holds {shown(bad[0])}")
+    w = values.astype(np.float64)
+    for fails,says in ((~np.isfinite(w), 'NaN or infinite'), (w < 0, 'negative')):
+        if fails.any(): raise ValueError(f"`sample_weight` ({what}) has {says} weights, {fails.sum()} of {n}, first at row {int(np.argmax(fails))}; weights must be finite and non-negative")
+    if not (w > 0).any(): raise ValueError(f"`sample_weight` ({what}) is zero for every row; at least one row needs a positive weight")
     return w
+
+def weights_for(learn, sample_weight, df=None, dl=None):
+    "`check_weights` of `sample_weight` against the rows `df`, `dl` or the validation set hold, before any of them is encoded"
+    return None if sample_weight is None else check_weights(sample_weight, _weight_frame(learn, df, dl), learn.dls.train_ds)

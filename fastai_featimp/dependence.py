@@ -50,6 +50,7 @@ class PartialDependence(Result):
         seed:int=None, # picks the rows of the ICE sample
         bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over the grid
+        sample_weight=None, # a column name of `df` or one weight per row: the mean prediction weighs each row by it (ICE rows are drawn regardless)
     ):
         "Predict on the data with the features set to each point of the grid; returns the finished result"
         check_tabular_learner(learn)
@@ -61,7 +62,7 @@ class PartialDependence(Result):
         if n_ice and len(features)==2: raise ValueError("ICE curves need a single feature")
         if len(features)==2 and values is not None and not isinstance(values, dict):
             raise ValueError("for two features, pass `values` as a dict `{feature: values}`")
-        seed = ifnone(seed, secrets.randbits(31))
+        seed,weights = ifnone(seed, secrets.randbits(31)),weights_for(learn, sample_weight, df, dl)
         with kept(learn):
             eng = Engine(learn, df, dl, bs, with_labels=False)
             columns = [feature_values(eng, f) for f in features]
@@ -72,7 +73,7 @@ class PartialDependence(Result):
             n = eng.data.n
             grid = list(itertools.product(*grid_values))
             rows = np.sort(np.random.default_rng(seed).choice(n, min(n_ice, n), replace=False))
-            scorer = MeanPredictionScorer(learn, torch.as_tensor(rows, dtype=torch.long))
+            scorer = MeanPredictionScorer(learn, torch.as_tensor(rows, dtype=torch.long), weights)
             answers = eng.evaluate((substitution(zip(columns, point)) for point in grid), scorer, total=len(grid),
                                    show_progress=show_progress)
         means = np.stack([m.cpu().numpy() for m,_ in answers])
@@ -86,7 +87,7 @@ class PartialDependence(Result):
                                       features[0]: np.repeat(grid_values[0], len(rows)),
                                       **{o: curves[:, :, k].ravel() for k,o in enumerate(outputs)}})
         return cls(results, features=features, columns=columns, values=grid_values, outputs=outputs,
-                   output_kind=output_kind, ice=ice_table, seed=seed)
+                   output_kind=output_kind, ice=ice_table, seed=seed, weighted=weights is not None)
 
     def ylabel(self, shown):
         "What the y axis shows for the outputs `shown`, naming the output when there is one"
@@ -175,13 +176,15 @@ class ValueImportance(Result):
         higher_is_better:bool=None, # the metric's direction; default: from its name
         bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over values
+        sample_weight=None, # a column name of `df` or one weight per row: each row counts by its weight in the score and the mean deviations
     ):
         "Set every row to each value in turn and score or predict; returns the finished result"
         check_tabular_learner(learn)
         by,show_progress = check_choice('by', by, bys),check_flag('show_progress', show_progress)
         higher_is_better,metric = check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
+        weights = weights_for(learn, sample_weight, df, dl)
         with kept(learn):
-            scorer = make_scorer(learn, by, metric, higher_is_better)
+            scorer = make_scorer(learn, by, metric, higher_is_better, weights)
             if len(scorer.names) > 1: raise ValueError(f"`metric` must name one metric here, got {metric!r}")
             eng = Engine(learn, df, dl, bs, with_labels=by=='metric')
             column = feature_values(eng, feature)
@@ -197,7 +200,7 @@ class ValueImportance(Result):
         effect = scorer.worse(np.stack([scorer.summary(a) for a in answers]))[:, 0]
         table = pd.DataFrame({'value': values, 'count': had.sum(1), 'effect': effect})
         if by=='metric': table['score'] = [a[0] for a in answers]
-        else: table['effect_on_changed'] = [a[~h].mean() if (~h).any() else np.nan for a,h in zip(answers, had)]
+        else: table['effect_on_changed'] = [scorer.summary(a[~h], np.flatnonzero(~h))[0] if (~h).any() else np.nan for a,h in zip(answers, had)]
         order = np.argsort(-table.effect.values, kind='stable')
         results = table.iloc[order].reset_index(drop=True)
         deviations = None if by=='metric' else pd.DataFrame(np.stack(answers)[order].T, index=eng.index, columns=results.value.tolist())

@@ -55,6 +55,7 @@ class DropColumnImportance(ImportanceResult):
         metric=None, # a metric name, `'loss'`, a fastai metric or function, a list of them, or `'all'`; default: the first metric, else the loss
         higher_is_better:bool=None, # the metric's direction; default: from its name (losses and errors are lower-better)
         show_progress:bool=True, # show a progress bar over the trainings
+        sample_weight=None, # a column name of `df` or one weight per scored row: each counts by its weight in the score (training is `fit`'s own)
     ):
         "Train the baseline and one network per unit under every seed, and score them; returns the finished result"
         check_tabular_learner(learn)
@@ -62,10 +63,11 @@ class DropColumnImportance(ImportanceResult):
         threshold = check_number('threshold', threshold, 0, 1, low_open=True)
         show_progress,higher_is_better,metric = check_flag('show_progress', show_progress),check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
         if len(learn.dls.train_ds)==0: raise ValueError("drop-column importance retrains the network, so it needs the learner's training data; this learner has none (a learner from `load_learner` keeps only its model and procs)")
+        weights = weights_for(learn, sample_weight, df, dl)
         fixed = fixed_weights(learn.model)
         if fixed: raise TypeError(f"cannot retrain this model afresh: weight(s) {', '.join(map(repr, fixed))} belong to a layer with no `reset_parameters`")
         with kept(learn), tempfile.TemporaryDirectory() as path:
-            scorer = make_scorer(learn, 'metric', metric, higher_is_better)
+            scorer = make_scorer(learn, 'metric', metric, higher_is_better, weights)
             eng = Engine(learn, df, dl)
             units = eng.units(groups, threshold)
             perturbs = [None] + [eng.neutral(u) for u in units]

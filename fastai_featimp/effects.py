@@ -5,7 +5,6 @@ also when features are correlated; and the pure interaction of two features."""
 
 # %% ../nbs/16_effects.ipynb #e0000002
 from __future__ import annotations
-import numbers
 from fastai.tabular.all import *
 from .checks import *
 from .units import *
@@ -173,14 +172,6 @@ def check_output(learn, output):
     if unknown: raise ValueError(f"unknown output {', '.join(map(repr, unknown))}; the outputs are: {', '.join(names)}")
     return given
 
-def _n_rows(learn, df, dl):
-    "How many rows the data to explain has: `df`'s, `dl`'s or the validation set's"
-    if df is not None and dl is not None: raise ValueError("pass `df` or `dl`, not both")
-    if df is not None:
-        if not isinstance(df, pd.DataFrame): raise TypeError(f"`df` must be a pandas DataFrame, got {shown(df)}")
-        return len(df)
-    return len(check_dl(dl).dataset) if dl is not None else len(learn.dls.valid_ds)
-
 # %% ../nbs/16_effects.ipynb #e0000014
 def _present_rows(values, eng, weights):
     "Rows of `eng`'s data where every `FeatureValues` of `values` has a value, their raw values and weights"
@@ -288,7 +279,7 @@ class AccumulatedLocalEffects(Result):
             raise ValueError(f"the second-order ALE needs two continuous features; {', '.join(repr(f) for f in features if known[f].kind!='continuous')} "
                              f"is categorical (explain it alone, or with `learn.partial_dependence([a, b])`)")
         output = check_output(learn, output)
-        weights = check_weights(sample_weight, df, _n_rows(learn, df, dl))
+        weights = weights_for(learn, sample_weight, df, dl)
         with kept(learn):
             eng = Engine(learn, df, dl, bs, with_labels=False)
             values = [FeatureValues(eng.to, eng.features[f]) for f in features]

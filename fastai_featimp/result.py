@@ -13,12 +13,22 @@ from .checks import check_whole
 __all__ = ['type_colours', 'summarise', 'Result', 'check_top', 'importance_table', 'ImportanceResult', 'plot_importance']
 
 # %% ../nbs/05_result.ipynb #6ffe9559
-def summarise(scores, level=0.95):
-    "Mean, sample std and a Student-t confidence interval of each row of `scores`"
+def summarise(scores, level=0.95, weights=None):
+    "Mean, sample std and a Student-t confidence interval of each row of `scores`, the columns weighted by `weights` if given"
     scores = np.asarray(scores, dtype=float)
+    if weights is not None and not np.all(np.asarray(weights)==np.asarray(weights)[0]): return _weighted_summary(scores, np.asarray(weights, dtype=float), level)
     mean,n = scores.mean(1),scores.shape[1]
     if n < 2: return mean,*[np.full_like(mean, np.nan)]*3
     std = scores.std(1, ddof=1)
+    half = stats.t.ppf((1+level)/2, n-1) * std / np.sqrt(n)
+    return mean,std,mean-half,mean+half
+
+def _weighted_summary(scores, w, level):
+    "`summarise` with columns weighted by `w`: the interval counts the effective number of columns, (sum w)**2/sum w**2"
+    mean = scores @ w/w.sum()
+    n = w.sum()**2/(w**2).sum()
+    if n <= 1: return mean,*[np.full_like(mean, np.nan)]*3
+    std = np.sqrt(((scores - mean[:, None])**2) @ w/w.sum()*n/(n - 1))
     half = stats.t.ppf((1+level)/2, n-1) * std / np.sqrt(n)
     return mean,std,mean-half,mean+half
 
@@ -39,14 +49,14 @@ def check_top(top):
     "`top`, the number of rows to show: a whole number, at least 1"
     return check_whole('top', top)
 
-def importance_table(units, scores, metrics=None):
-    "The sorted table and raw scores of `units` from `scores` (units × repeats, or units × repeats × metrics)"
+def importance_table(units, scores, metrics=None, weights=None):
+    "The sorted table and raw scores of `units` from `scores` (units × repeats, or units × repeats × metrics), repeats weighted by `weights` if given"
     scores = np.asarray(scores, dtype=float)
     scores = scores.reshape(len(units), -1, 1) if metrics is None else scores.reshape(len(units), -1, len(metrics))
     tables,raw = [],[]
     for k in range(scores.shape[2]):
         s = scores[:, :, k]
-        mean,std,lo,hi = summarise(s)
+        mean,std,lo,hi = summarise(s, weights=weights)
         order = np.argsort(-mean, kind='stable')
         table = pd.DataFrame({
             'feature':    [units[i].name for i in order],

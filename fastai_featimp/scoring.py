@@ -4,16 +4,19 @@
 
 # %% ../nbs/03_scoring.ipynb #aa284af0
 from __future__ import annotations
+import inspect, math
 from contextlib import contextmanager
 from copy import copy
 from types import SimpleNamespace
 from fastai.tabular.all import *
+from fastai.metrics import _rmse, _exp_rmspe
 
 # %% auto #0
-__all__ = ['bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept', 'reports_on_training', 'acts_on_batches',
-           'forward_batch', 'forward_of', 'evaluating', 'activation', 'prediction_kind', 'prediction_deviation',
-           'deviation_label', 'oriented', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer', 'DeviationScorer',
-           'described', 'make_scorer']
+__all__ = ['weighted_metrics', 'bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept',
+           'reports_on_training', 'acts_on_batches', 'forward_batch', 'forward_of', 'evaluating', 'activation',
+           'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented', 'check_row_loss', 'row_loss',
+           'weighted_form', 'weighted_score', 'weights_of', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer',
+           'DeviationScorer', 'described', 'make_scorer']
 
 # %% ../nbs/03_scoring.ipynb #f5e099a6
 _lower_words = ('loss', 'err', 'mse', 'mae', 'msle', 'rmspe', 'mape', 'perplexity', 'brier', 'deviance', 'hamming')
@@ -159,6 +162,87 @@ def oriented(baseline, value, higher_is_better, relative=False):
     diff = np.asarray(baseline) - value if higher_is_better else np.asarray(value) - baseline
     return diff/np.abs(baseline) if relative else diff
 
+# %% ../nbs/03_scoring.ipynb #b44944aa
+def check_row_loss(loss_func):
+    "`loss_func`, unless it cannot give one loss per row (it has no `reduction` and takes no `reduction='none'`), as fastai's `loss_not_reduced` needs"
+    if hasattr(loss_func, 'reduction'): return loss_func
+    try: params = inspect.signature(loss_func).parameters.values()
+    except (TypeError, ValueError): params = []
+    if not any(p.name=='reduction' or p.kind==p.VAR_KEYWORD for p in params):
+        raise TypeError(f"the learner's loss {getattr(loss_func, '__name__', type(loss_func).__name__)} gives no loss per row "
+                        f"(it has no `reduction` and takes no `reduction='none'`), so it cannot be weighted; pass another `metric`")
+    return loss_func
+
+def row_loss(loss_func, out, *ys):
+    "The loss of each row of `out` (a float64 vector): `loss_func` with `reduction='none'`, as in `learn.loss_not_reduced()`, averaged over a row's outputs"
+    if hasattr(loss_func, 'reduction'):
+        old = loss_func.reduction
+        loss_func.reduction = 'none'
+        try: loss = loss_func(out, *ys)
+        finally: loss_func.reduction = old
+    else: loss = loss_func(out, *ys, reduction='none')
+    return loss.reshape(len(out), -1).double().mean(1)
+
+def _flat(p, t):
+    "Predictions and targets as (rows × values) float64"
+    return p.reshape(len(p), -1).double(),t.reshape(len(p), -1).double()
+
+def _sq(p, t): p,t = _flat(p, t); return ((p - t)**2).mean(1)
+def _rmspe(p, t): p,t = _flat(p.exp(), t.exp()); return (((t - p)/t)**2).mean(1)
+def _hit(p, t): return (p.argmax(-1).reshape(-1)==t.reshape(-1)).double()
+_per_row = {accuracy: _hit, error_rate: lambda p,t: 1 - _hit(p, t), mse: _sq,
+            mae: lambda p,t: (lambda a,b: (a - b).abs().mean(1))(*_flat(p, t)),
+            msle: lambda p,t: (lambda a,b: ((a.log1p() - b.log1p())**2).mean(1))(*_flat(p, t))}
+_root_per_row = {_rmse: _sq, _exp_rmspe: _rmspe}  # accumulated: the root of the weighted mean of these
+
+weighted_metrics = ("the loss (through `reduction='none'`), accuracy, error_rate, mse, mae, msle, rmse, exp_rmspe, and fastai's "
+                    "scikit-learn metrics, which take scikit-learn's `sample_weight`: R2Score, ExplainedVariance, RocAuc, RocAucBinary, "
+                    "F1Score, FBeta, Precision, Recall, BalancedAccuracy, MatthewsCorrCoef, CohenKappa, Jaccard, HammingLoss, "
+                    "BrierScore, APScoreBinary and their Multi forms")
+
+def _takes_weights(f):
+    "Whether the scikit-learn style function `f` takes a `sample_weight`"
+    try: return 'sample_weight' in inspect.signature(f).parameters
+    except (TypeError, ValueError): return False
+
+def weighted_form(name, m):
+    "How the metric `m` (named `name`; `None`: the loss) is weighted: 'loss', 'mean', 'root' or 'sklearn', else a clear error"
+    if m is None: return 'loss'
+    func = getattr(m, 'func', None)
+    if isinstance(m, AvgMetric) and func in _per_row: return 'mean'
+    if isinstance(m, AccumMetric):
+        if func in _root_per_row: return 'root'
+        if m.invert_args and m.to_np and _takes_weights(func):
+            if m.kwargs.get('sample_weight') is not None:
+                raise ValueError(f"metric {name!r} was built with its own `sample_weight`; build it without, and pass `sample_weight=` here")
+            return 'sklearn'
+    raise ValueError(f"metric {name!r} has no weighted form, so it cannot be scored with `sample_weight`; "
+                     f"these have one: {weighted_metrics}")
+
+def weighted_score(form, f, out, ys, w):
+    "The value of the loss or metric `f` of weighted `form` (see `weighted_form`) on `out` and `ys`, each row weighing `w` (float64)"
+    w = w.to(out.device)
+    mean = lambda v: float((w*v).sum()/w.sum())
+    if form=='loss': return mean(row_loss(f, out, *ys))
+    batch = SimpleNamespace(pred=out, yb=tuple(ys), y=ys[0] if len(ys)==1 else tuple(ys), xb=(), training=False, loss=None, to_detach=to_detach)
+    if form=='mean': return mean(_per_row[f.func](out, batch.y))
+    if form=='root': return math.sqrt(mean(_root_per_row[f.func](out, batch.y)))
+    m = copy(f); m.reset(); m.accumulate(batch)
+    preds,targs = torch.cat(m.preds).numpy(),torch.cat(m.targs).numpy()
+    ww = w.cpu().numpy()
+    if len(targs) != len(ww): ww = np.repeat(ww, len(targs)//len(ww))  # flattened outputs: each row's weight for each of its values
+    return float(m.func(targs, preds, **{**m.kwargs, 'sample_weight': ww}))
+
+def weights_of(weights):
+    "`weights` (float64) as a tensor, or `None` when there are none or all are equal: equal weights score exactly as none"
+    if weights is None: return None
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+    return None if bool((w==w[0]).all()) else w
+
+def _at(w, rows):
+    "The weights of data `rows` (a slice or an index tensor)"
+    return w[rows] if isinstance(rows, slice) else w[torch.as_tensor(rows).cpu()]
+
 # %% ../nbs/03_scoring.ipynb #349e8c4f
 class PredictionScorer:
     "The learner's predictions (after its loss function's activation) on each perturbation's rows"
@@ -170,32 +254,43 @@ class PredictionScorer:
 
 # %% ../nbs/03_scoring.ipynb #37383aab
 class MeanPredictionScorer(PredictionScorer):
-    "The mean prediction over each perturbation's rows, and the predictions of its rows at positions `keep`"
-    def __init__(self, learn, keep): super().__init__(learn); self.keep = keep
-    def start(self, n): return SimpleNamespace(n=n, total=0., kept=[])
+    "The mean prediction over each perturbation's rows (weighted by `weights` if given), and the predictions of its rows at positions `keep`"
+    def __init__(self, learn, keep, weights=None): super().__init__(learn); self.keep,self.weights = keep,weights_of(weights)
+    def start(self, n): return SimpleNamespace(n=n, total=0., weight=0., kept=[])
     def add(self, state, positions, rows, out, ys):
-        state.total = state.total + out.float().sum(0)
+        if self.weights is None: state.total = state.total + out.float().sum(0)
+        else:
+            w = _at(self.weights, rows).to(out.device)
+            state.total,state.weight = state.total + (w[:, None]*out.double()).sum(0),state.weight + w.sum()
         k = self.keep[(self.keep >= positions.start) & (self.keep < positions.stop)] - positions.start
         state.kept.append(out[k.to(out.device)].float())
-    def finish(self, state): return state.total/state.n, torch.cat(state.kept)
+    def finish(self, state):
+        mean = state.total/state.n if self.weights is None else (state.total/state.weight).float()
+        return mean, torch.cat(state.kept)
 
 # %% ../nbs/03_scoring.ipynb #09146200
 class MetricScorer:
-    "The learner's loss and metrics on each perturbation's rows, accumulated as `learn.validate` does"
+    "The learner's loss and metrics on each perturbation's rows, accumulated as `learn.validate` does, or weighted by row"
     by = 'metric'
-    def __init__(self, learn, metric=None, higher_is_better=None):
+    def __init__(self, learn, metric=None, higher_is_better=None, weights=None):
         self.loss_func = learn.loss_func
         self.names,self.metrics = map(list, zip(*find_metrics(learn, metric)))
         self.higher_is_better = [direction(n, higher_is_better) for n in self.names]
+        self.forms = None if weights is None else [weighted_form(n, m) for n,m in zip(self.names, self.metrics)]
+        if 'loss' in (self.forms or []): check_row_loss(self.loss_func)
+        self.weights = weights_of(weights)
 
     def prepare(self, out): return out
     def start(self, n): return []
-    def add(self, state, positions, rows, out, ys): state.append((out, ys))
+    def add(self, state, positions, rows, out, ys): state.append((out, ys, None if self.weights is None else _at(self.weights, rows)))
 
     def finish(self, state):
         "The loss and each metric on the perturbation's rows, read as one batch"
-        out = torch.cat([o for o,_ in state])
-        ys = [torch.cat(y) for y in zip(*[ys for _,ys in state])]
+        out = torch.cat([o for o,_,_ in state])
+        ys = [torch.cat(y) for y in zip(*[ys for _,ys,_ in state])]
+        if self.weights is not None:
+            w = torch.cat([w for _,_,w in state])
+            return np.array([weighted_score(form, ifnone(m, self.loss_func), out, ys, w) for form,m in zip(self.forms, self.metrics)])
         batch = SimpleNamespace(pred=out, yb=tuple(ys), y=ys[0] if len(ys)==1 else tuple(ys), xb=(), training=False,
                                 loss=None, to_detach=to_detach)
         values = []
@@ -214,7 +309,7 @@ class MetricScorer:
         if baseline is None: baseline = self.baseline
         return np.stack([oriented(b, np.asarray(values)[..., i], h, relative)
                          for i,(b,h) in enumerate(zip(baseline, self.higher_is_better))], -1)
-    def summary(self, values): return values
+    def summary(self, values, rows=None): return values
     def label(self, name, what):
         "The axis label of importances of the metric `name` under the perturbation `what`"
         return f"{name} {'decrease' if self.higher_is_better[self.names.index(name)] else 'increase'} {what}"
@@ -223,7 +318,9 @@ class MetricScorer:
 class DeviationScorer:
     "Without labels: how far each row's prediction moves from the unperturbed one"
     by = 'prediction'
-    def __init__(self, learn): self.act,self.learn,self.names,self.higher_is_better = activation(learn),learn,['prediction deviation'],[False]
+    def __init__(self, learn, weights=None):
+        self.act,self.learn,self.names,self.higher_is_better = activation(learn),learn,['prediction deviation'],[False]
+        self.weights = weights_of(weights)
     def prepare(self, out): return self.act(out)
     def start(self, n): return torch.zeros(n)
     def add(self, state, positions, rows, out, ys):
@@ -236,7 +333,11 @@ class DeviationScorer:
         self.kind = prediction_kind(self.learn, self.preds)
         self.names,self.higher_is_better,self.baseline = [deviation_label(self.kind)],[False],np.zeros(1)
     def worse(self, values, baseline=None, relative=False): return np.asarray(values)
-    def summary(self, rows): return np.array([rows.mean()])
+    def summary(self, values, rows=None):
+        "The mean deviation of per-row `values`, weighted when the scorer has weights; `rows`: the data rows they are of (default: all)"
+        if self.weights is None: return np.array([values.mean()])
+        w = (self.weights if rows is None else _at(self.weights, rows)).numpy()
+        return np.array([np.average(values, weights=w) if w.sum() > 0 else np.nan])
     def label(self, name, what): return f"{name} {what}"
 
 # %% ../nbs/03_scoring.ipynb #ff7ec843
@@ -250,7 +351,7 @@ def described(scorer, what, baseline):
 # %% ../nbs/03_scoring.ipynb #ee878e1a
 bys = ('metric', 'prediction')
 
-def make_scorer(learn, by='metric', metric=None, higher_is_better=None):
-    "The scorer for `by`: `'metric'`, the learner's loss and metrics; `'prediction'`, how far predictions move"
+def make_scorer(learn, by='metric', metric=None, higher_is_better=None, weights=None):
+    "The scorer for `by`: `'metric'`, the learner's loss and metrics; `'prediction'`, how far predictions move; rows weighted by `weights`"
     if by not in bys: raise ValueError(f"unknown `by` {by!r}; choose one of {bys}")
-    return MetricScorer(learn, metric, higher_is_better) if by=='metric' else DeviationScorer(learn)
+    return MetricScorer(learn, metric, higher_is_better, weights) if by=='metric' else DeviationScorer(learn, weights)

@@ -253,12 +253,12 @@ def rounds_for(max_evals, m):
 # %% ../nbs/14_shapley.ipynb #bd096d0b
 class ShapValues(ImportanceResult):
     "Shapley values of a tabular learner's predictions, one per row and feature, with their plots; `.results` ranks features by mean |value|"
-    label = 'mean |Shapley value|'
     def __init__(self, units, index, data, all_values, all_std, base_values, all_predictions, outputs, output,
-                 n_pairs=None, max_evals=None, seed=None):
+                 n_pairs=None, max_evals=None, seed=None, weights=None):
         store_attr()
         self.names,self.exact = [u.name for u in units],n_pairs is None
-        self.results,self.scores = importance_table(units, np.abs(self.values.to_numpy()).T)
+        self.label = 'mean |Shapley value|' if weights is None else 'weighted mean |Shapley value|'
+        self.results,self.scores = importance_table(units, np.abs(self.values.to_numpy()).T, weights=weights)
 
     @property
     def k(self): return self.outputs.index(self.output)
@@ -275,7 +275,7 @@ class ShapValues(ImportanceResult):
         "The same values for another output (a class of a classifier, a target of a regression)"
         if str(output) not in self.outputs: raise ValueError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
         return ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values,
-                          self.all_predictions, self.outputs, str(output), self.n_pairs, self.max_evals, self.seed)
+                          self.all_predictions, self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights)
 
     @classmethod
     def from_learner(cls, learn,
@@ -289,11 +289,13 @@ class ShapValues(ImportanceResult):
         seed:int=None, # makes the result reproducible bit for bit
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar
+        sample_weight=None, # a column name of `df` or one weight per explained row: `.results` and the bar plot show the weighted mean |value|
     ):
         "Compute the Shapley values of `learn`'s predictions on `df`'s rows (exact up to `exact_limit` players, else sampled)"
         check_tabular_learner(learn)
         if max_evals is not None: max_evals = check_whole('max_evals', max_evals)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
+        weights = weights_for(learn, sample_weight, df, dl)
         with kept(learn):
             name = check_output(learn, output)
             bg = background_engine(learn, background, n_background, _seeds(seed, 3)[2], bs)
@@ -316,7 +318,7 @@ class ShapValues(ImportanceResult):
             outputs = output_names(learn, preds.shape[1])
             return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
                        var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
-                       ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed)
+                       ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights)
 
     def __repr__(self):
         how = 'exact' if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
@@ -460,9 +462,10 @@ def imputed_losses(learn, probs, y, kind, jackknife):
 
 # %% ../nbs/14_shapley.ipynb #74a238bb
 class RowTally:
-    "Per row of a dataset, its samples' count, sum and sum of squares: the mean over rows and its two-stage standard error"
-    def __init__(self, n, m, device):
-        self.n = n
+    "Per row of a dataset, its samples' count, sum and sum of squares: the (weighted) mean over rows and its two-stage standard error"
+    def __init__(self, n, m, device, weights=None, population=None):
+        self.n,self.population = n,ifnone(population, n)  # population: the rows that can be visited
+        self.weights = None if weights is None else weights.to(device)
         self.count = torch.zeros(n, 1, dtype=torch.float64, device=device)
         self.sum,self.squares = [torch.zeros(n, m, dtype=torch.float64, device=device) for _ in range(2)]
 
@@ -475,9 +478,14 @@ class RowTally:
         seen = self.count[:, 0] > 0
         count,means = self.count[seen],self.sum[seen]/self.count[seen]
         within = ((self.squares[seen] - count*means**2)/(count - 1)).clamp_min(0)/count
-        r,share = len(means),len(means)/self.n
-        between = means.var(0) if r > 1 else torch.full_like(means[0], math.inf)
-        return means,means.mean(0),(((1 - share)*between + share*within.mean(0))/r).sqrt()
+        r,share = len(means),len(means)/self.population
+        if self.weights is None:
+            between = means.var(0) if r > 1 else torch.full_like(means[0], math.inf)
+            return means,means.mean(0),(((1 - share)*between + share*within.mean(0))/r).sqrt()
+        p = self.weights[seen][:, None]/self.weights[seen].sum()  # a ratio estimator: the weights' shares among the rows seen
+        mean = (p*means).sum(0)
+        between = (p**2*(means - mean)**2).sum(0)*r/(r - 1) if r > 1 else torch.full_like(means[0], math.inf)
+        return means,mean,((1 - share)*between + share*(p**2*within).sum(0)).sqrt()
 
 def convergence(estimate, se):
     "SAGE's convergence ratio: the largest standard error over the spread (max - min) of the estimates"
@@ -488,9 +496,9 @@ def convergence(estimate, se):
 class SageImportance(ImportanceResult):
     "SAGE: how much of a tabular learner's loss each feature explains, as Shapley values of the loss over a dataset"
     label = 'SAGE value (loss explained)'
-    def __init__(self, units, row_means, se, ratio, converged, n_permutations, n_draws, seed=None):
+    def __init__(self, units, row_means, se, ratio, converged, n_permutations, n_draws, seed=None, weights=None):
         store_attr('ratio,converged,n_permutations,n_draws,seed')
-        self.results,self.scores = importance_table(units, row_means.T)
+        self.results,self.scores = importance_table(units, row_means.T, weights=weights)
         se = self.results.feature.map(dict(zip([u.name for u in units], se))).to_numpy()
         self.results.insert(3, 'std_error', se)
         self.results['ci_low'],self.results['ci_high'] = self.results.importance - 1.96*se,self.results.importance + 1.96*se
@@ -509,6 +517,7 @@ class SageImportance(ImportanceResult):
         n_draws:int=8, # background rows drawn per permutation pair, jackknifed; at least the background's size: all of it
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar with the convergence ratio
+        sample_weight=None, # a column name of `df` or one weight per row: each row's loss counts by its weight; rows of weight zero are not visited
     ):
         "Estimate the SAGE values of `learn`'s features on `df` by antithetic permutations until they converge"
         check_tabular_learner(learn)
@@ -517,6 +526,7 @@ class SageImportance(ImportanceResult):
         threshold = check_number('threshold', threshold, 0, 1, low_open=True, high_open=True)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
         row_rng,perm_rng,bg_rng,draw_rng = _seeds(seed, 4)
+        weights = weights_of(weights_for(learn, sample_weight, df, dl))  # equal weights: exactly the unweighted estimate
         with kept(learn):
             bg = background_engine(learn, background, n_background, bg_rng, bs)
             data = Engine(learn, df, dl, bs, with_labels=True).data
@@ -526,9 +536,10 @@ class SageImportance(ImportanceResult):
             with evaluating(learn):
                 game = Game(learn, players, data, bg.data, bg.bs)
                 tally,ratio,visited = sage_samples(game, visits, threshold, n_permutations is None,
-                                                   row_rng, perm_rng, draw_rng, n_draws, show_progress)
+                                                   row_rng, perm_rng, draw_rng, n_draws, show_progress, weights)
             means,_,se = tally.estimate()
-            return cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < threshold, 4*visited, min(n_draws, bg.data.n), seed)
+            return cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < threshold, 4*visited, min(n_draws, bg.data.n), seed,
+                       None if weights is None else weights.numpy()[(tally.count[:, 0] > 0).cpu().numpy()])
 
     def __repr__(self):
         state = 'converged' if self.converged else 'NOT converged'
@@ -536,8 +547,8 @@ class SageImportance(ImportanceResult):
                 f"{self.results.to_string(max_rows=30)}")
 
 # %% ../nbs/14_shapley.ipynb #67c09229
-def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng, n_draws, show_progress=True):
-    "Each visited row's loss reductions per player, tallied; the convergence ratio; the number of visits made"
+def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng, n_draws, show_progress=True, weights=None):
+    "Each visited row's loss reductions per player, tallied (rows weighted by `weights` if given); the convergence ratio; the number of visits made"
     learn,data,background = game.learn,game.data,game.background
     m,nb,device = game.players.m,background.n,data.cats.device
     y = data.ys[0]
@@ -545,9 +556,10 @@ def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng,
     kind = prediction_kind(learn, preds)
     bg_probs = _predict(learn, background.cats, background.conts, game.bs).double()
     full = row_losses(learn, preds, y, kind)
-    order = torch.as_tensor(np.concatenate([row_rng.permutation(data.n) for _ in range(math.ceil(max_visits/data.n))])[:max_visits], device=device)
+    rows_in = np.arange(data.n) if weights is None else np.flatnonzero(weights.numpy() > 0)  # a row of weight zero adds nothing
+    order = torch.as_tensor(rows_in[np.concatenate([row_rng.permutation(len(rows_in)) for _ in range(math.ceil(max_visits/len(rows_in)))])[:max_visits]], device=device)
     sample,k = n_draws < nb,min(n_draws, nb)
-    tally,q = RowTally(data.n, m, device),max(1, block_rows//(4*(m-1)*k))
+    tally,q = RowTally(data.n, m, device, weights, len(rows_in)),max(1, block_rows//(4*(m-1)*k))
     blocks = progress(range(0, max_visits, q), show_progress)
     for start in blocks:
         rows = order[start:start+q].repeat_interleave(2)

@@ -182,11 +182,12 @@ def test_bad_input_refused_before_any_forward(linear):
                                 (dict(feature=['x', 'grp']), 'two continuous features'),
                                 (dict(feature='x', output='z'), "unknown output 'z'"),
                                 (dict(feature='x', df=df, sample_weight=-np.ones(len(df))), 'negative weight'),
-                                (dict(feature='x', df=df, sample_weight=np.r_[np.nan, np.ones(len(df)-1)]), 'missing or infinite'),
+                                (dict(feature='x', df=df, sample_weight=np.r_[np.nan, np.ones(len(df)-1)]), 'NaN or infinite'),
                                 (dict(feature='x', df=df, sample_weight=np.zeros(len(df))), 'zero for every row'),
                                 (dict(feature='x', df=df, sample_weight=np.ones(3)), '3 weights for 600 rows'),
-                                (dict(feature='x', df=df, sample_weight='weight'), "does not have: 'weight'"),
-                                (dict(feature='x', sample_weight='weight'), 'no `df` was given'),
+                                (dict(feature='x', df=df, sample_weight='weight'), "names column 'weight', which the data does not have"),
+                                (dict(feature='x', sample_weight='weight'), "names column 'weight', which the data does not have"),
+                                (dict(feature='x', df=df, sample_weight='z'), "'z', a feature of the learner"),
                                 (dict(feature='x', df=df.values), '`df` must be a pandas DataFrame'),
                                 (dict(feature='x', show_progress='no'), '`show_progress` must be True or False')]:
             with pytest.raises((ValueError, TypeError), match=None) as e: learn.accumulated_local_effects(**kwargs)

@@ -21,4 +21,5 @@ def test_settings_match_pyproject():
     assert s['keywords'].split() == p['keywords']
     assert s['requirements'].split() == p['dependencies']
     assert s['dev_requirements'].split() == p['optional-dependencies']['dev']
+    assert s['test_requirements'].split() == p['optional-dependencies']['test']
     for key in ('lib_path', 'nbs_path', 'doc_path', 'tst_flags'): assert s[key] == nbdev[key], key
