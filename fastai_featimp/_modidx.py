@@ -274,6 +274,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.TabularTensors.has_labels': ( 'engine.html#tabulartensors.has_labels',
                                                                                             'fastai_featimp/engine.py'),
+                                       'fastai_featimp.engine._reads_whole': ('engine.html#_reads_whole', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.bn_affine': ('engine.html#bn_affine', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.default_bs': ('engine.html#default_bs', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.folded': ('engine.html#folded', 'fastai_featimp/engine.py'),

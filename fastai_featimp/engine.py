@@ -17,10 +17,16 @@ __all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute'
            'folded', 'LinearInput']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
+def _reads_whole(dl):
+    "Whether `dl` is a plain tabular dataloader, whose batches are `ReadTabBatch` of its rows: then one batch of all rows is its data"
+    return isinstance(dl, TabDataLoader) and isinstance(dl.dataset, TabularPandas) and not dl.before_batch.fs \
+        and all(isinstance(t, ReadTabBatch) for t in dl.after_batch.fs)
+
 class TabularTensors:
     "The inputs and targets of a tabular dataloader, encoded once, as tensors on `device`, with the rows' index"
     def __init__(self, dl, device=None):
-        batches = list(dl.new(bs=min(max(len(dl.dataset), 1), 65536), shuffle=False, drop_last=False))
+        if _reads_whole(dl): batches = [dl.after_batch(dl.dataset)]  # the same tensors, without indexing the rows one by one
+        else: batches = list(dl.new(bs=min(max(len(dl.dataset), 1), 65536), shuffle=False, drop_last=False))
         parts = [torch.cat(p).as_subclass(Tensor) for p in zip(*batches)]  # plain tensors: fastai's subclasses slow every op
         self.cats,self.conts,self.ys = parts[0],parts[1],parts[2:]
         if device is not None: self.cats,self.conts,self.ys = to_device((self.cats,self.conts,self.ys), device)
