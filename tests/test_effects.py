@@ -158,6 +158,16 @@ def test_weights(net):
     pd.testing.assert_frame_equal(ones, learn.accumulated_local_effects('x0', df=seen, show_progress=False).results)
 
 
+@pytest.mark.parametrize('data, feature', [('linear', 'grp'), ('net', ['x0', 'x2'])])
+def test_weights_of_levels_and_pairs_count_as_repeated_rows(request, data, feature):
+    learn, df = request.getfixturevalue(data)
+    w = np.random.default_rng(1).integers(0, 3, len(df))  # a zero drops the row
+    weighted = learn.accumulated_local_effects(feature, df=df, sample_weight=w, bins=6, show_progress=False)
+    repeated = learn.accumulated_local_effects(feature, df=df.loc[df.index.repeat(w)], bins=6, show_progress=False)
+    pd.testing.assert_frame_equal(weighted.results.drop(columns='count'), repeated.results.drop(columns='count'), atol=1e-5)
+    assert weighted.weighted and not repeated.weighted
+
+
 def test_every_output_of_a_classifier(classification):
     learn, df = classification
     ale = learn.accumulated_local_effects('a', df=df.iloc[:600], output='yes', show_progress=False)
