@@ -6,8 +6,8 @@ flag another). `--rows` labelled held-out rows are explained against `--backgrou
 - sage-importance: `PermutationEstimator` with a `MarginalImputer` over the background and the mean squared
   error (the learner's loss), on the player matrix and wrapper of `shapley.py`, stopping at its convergence
   threshold `--thresh` (its default: the largest standard error below 0.025 of the spread of the values)
-- ours: `learn.sage_importance(df=rows, background=bg, seed=0, threshold=...)`, when the package has it, with the
-  same convergence threshold (its default `n_draws=8`: eight background rows drawn per permutation pair, jackknifed)
+- ours: `learn.sage_importance(df=rows, background=bg, seed=0, tol=...)` with the
+  same convergence threshold as its `tol` (its default `n_draws=8`: eight background rows drawn per permutation pair, jackknifed)
 - reference (not timed): ours with every coalition averaged over the whole background (`n_draws=len(bg)`) and
   `--ref-rounds` visits of every row (two antithetic pairs each), far more precise than either contender: each
   contender's z-score against it says whether its error matches the standard error it reports
@@ -33,7 +33,7 @@ def sage_way(unit_model, X, Y, B, thresh):
 
 def ours(learn, rows, bg, thresh, seed=0):
     "This package's SAGE values and their standard errors, indexed by feature"
-    res = learn.sage_importance(df=rows, background=bg, seed=seed, threshold=thresh, show_progress=False)
+    res = learn.sage_importance(df=rows, background=bg, seed=seed, tol=thresh, show_progress=False)
     return res.results.set_index('feature')[['importance', 'std_error']]
 
 

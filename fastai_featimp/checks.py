@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_checks.ipynb #784480cb
 from __future__ import annotations
-import inspect, numbers
+import inspect, math, numbers, warnings
 from collections import Counter
 from functools import partial
 import numpy as np, pandas as pd, torch
@@ -16,10 +16,11 @@ from fastai.data.transforms import Categorize
 from fastai.tabular.core import Tabular, FillMissing, RegressionSetup
 
 # %% auto #0
-__all__ = ['no_labels', 'shown', 'is_whole', 'check_whole', 'check_flag', 'check_optional_bool', 'check_seed', 'check_seeds',
-           'check_choice', 'check_number', 'check_one_metric', 'check_metric', 'check_tabular_learner', 'check_fit',
-           'check_dl', 'added_columns', 'raw_cat_names', 'feature_columns', 'label_vocab', 'check_frame',
-           'check_weights', 'weights_for']
+__all__ = ['unseens', 'no_labels', 'shown', 'is_whole', 'InputError', 'InputTypeError', 'check_whole', 'check_flag',
+           'check_optional_bool', 'check_seed', 'check_seeds', 'check_choice', 'check_number', 'check_one_metric',
+           'check_metric', 'check_tabular_learner', 'warn_untrained', 'warn_repeats', 'check_fit', 'check_dl',
+           'added_columns', 'raw_cat_names', 'feature_columns', 'category_lookup', 'matched', 'unseen_report',
+           'match_categories', 'unseen_note', 'label_vocab', 'check_frame', 'check_weights', 'weights_for']
 
 # %% ../nbs/01_checks.ipynb #13e48742
 def shown(value, most=60):
@@ -31,18 +32,25 @@ def is_whole(value):
     "Whether `value` is a Python or NumPy integer, and not a bool"
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
+# %% ../nbs/01_checks.ipynb #9ebbe54e
+class InputError(ValueError):
+    "Input this package refuses before any work: a parameter, a column or a value it cannot use"
+
+class InputTypeError(InputError, TypeError):
+    "An `InputError` about the type of what was given"
+
 # %% ../nbs/01_checks.ipynb #67cb29e3
 def check_whole(name, value, minimum=1):
     "`value` as an `int`, unless it is not a whole number of at least `minimum`"
     if not is_whole(value):
-        raise TypeError(f"`{name}` must be a whole number (a Python or NumPy integer), got {shown(value)}")
-    if value < minimum: raise ValueError(f"`{name}` must be at least {minimum}, got {value!r}")
+        raise InputTypeError(f"`{name}` must be a whole number (a Python or NumPy integer), got {shown(value)}")
+    if value < minimum: raise InputError(f"`{name}` must be at least {minimum}, got {value!r}")
     return int(value)
 
 # %% ../nbs/01_checks.ipynb #c720e66a
 def check_flag(name, value):
     "`value` as a `bool`, unless it is not one"
-    if not isinstance(value, (bool, np.bool_)): raise TypeError(f"`{name}` must be True or False, got {shown(value)}")
+    if not isinstance(value, (bool, np.bool_)): raise InputTypeError(f"`{name}` must be True or False, got {shown(value)}")
     return bool(value)
 
 def check_optional_bool(name, value):
@@ -53,20 +61,20 @@ def check_optional_bool(name, value):
 def check_seed(name, value):
     "`value` as an `int`, or `None`, unless it is not a seed both torch and NumPy take"
     if value is None: return None
-    if not is_whole(value): raise TypeError(f"`{name}` must be an integer seed or None, got {shown(value)}")
-    if not 0 <= value < 2**64: raise ValueError(f"`{name}` must be between 0 and 2**64-1, got {value!r}")
+    if not is_whole(value): raise InputTypeError(f"`{name}` must be an integer seed or None, got {shown(value)}")
+    if not 0 <= value < 2**64: raise InputError(f"`{name}` must be between 0 and 2**64-1, got {value!r}")
     return int(value)
 
 def check_seeds(name, values):
     "`values` as a list of `int`s, unless it is not a non-empty list, tuple, array or range of different seeds"
     if not isinstance(values, (list, tuple, range, np.ndarray)) or np.ndim(values) != 1:
-        raise TypeError(f"`{name}` must be a non-empty list of integer seeds, e.g. (0, 1, 2); got {shown(values)}")
-    if len(values)==0: raise ValueError(f"`{name}` must be a non-empty list of integer seeds, e.g. (0, 1, 2); got {shown(values)}")
+        raise InputTypeError(f"`{name}` must be a non-empty list of integer seeds, e.g. (0, 1, 2); got {shown(values)}")
+    if len(values)==0: raise InputError(f"`{name}` must be a non-empty list of integer seeds, e.g. (0, 1, 2); got {shown(values)}")
     bad = [v for v in values if not is_whole(v)]
-    if bad: raise TypeError(f"`{name}` must hold integer seeds only; {', '.join(map(shown, bad))} is not one")
+    if bad: raise InputTypeError(f"`{name}` must hold integer seeds only; {', '.join(map(shown, bad))} is not one")
     seeds = [check_seed(name, v) for v in values]
     repeated = [s for s,n in Counter(seeds).items() if n > 1]
-    if repeated: raise ValueError(f"`{name}` repeats {', '.join(map(repr, repeated))}, which would only repeat a training")
+    if repeated: raise InputError(f"`{name}` repeats {', '.join(map(repr, repeated))}, which would only repeat a training")
     return seeds
 
 # %% ../nbs/01_checks.ipynb #6153ee93
@@ -79,18 +87,18 @@ def check_choice(name, value, choices):
     "`value`, unless it is not one of `choices`"
     if not any(_is(value, c) for c in choices):
         kind = '' if isinstance(value, str) else f" ({type(value).__name__})"
-        raise ValueError(f"unknown {name} {value!r}{kind}; choose one of {tuple(choices)}")
+        raise InputError(f"unknown {name} {value!r}{kind}; choose one of {tuple(choices)}")
     return value
 
 def check_number(name, value, low=None, high=None, low_open=False, high_open=False):
     "`value` as a `float`, unless it is not a finite real number between `low` and `high`"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise TypeError(f"`{name}` must be a finite number, got {shown(value)}")
+        raise InputTypeError(f"`{name}` must be a finite number, got {shown(value)}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
         interval = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}{')' if high_open else ']'}"
-        raise ValueError(f"`{name}` must be in {interval}, got {value!r}")
+        raise InputError(f"`{name}` must be in {interval}, got {value!r}")
     return float(value)
 
 # %% ../nbs/01_checks.ipynb #2552370c
@@ -114,38 +122,54 @@ def check_one_metric(value):
     "`value`, unless it is not a metric name, a fastai `Metric`, or a callable taking `(preds, targets)`"
     if value is None or isinstance(value, (str, Metric)): return value
     if isinstance(value, type):
-        raise TypeError(f"`metric` got the class {value.__name__!r}, not a metric; call it: `{value.__name__}()`")
+        raise InputTypeError(f"`metric` got the class {value.__name__!r}, not a metric; call it: `{value.__name__}()`")
     if not callable(value):
-        raise TypeError(f"`metric` must be a metric name, a fastai metric or a function of (preds, targets); got {shown(value)}")
+        raise InputTypeError(f"`metric` must be a metric name, a fastai metric or a function of (preds, targets); got {shown(value)}")
     sig = _signature(value)
     if sig is None: return value
     label = getattr(value, '__name__', type(value).__name__)
     if _takes_nothing(sig):
-        raise TypeError(f"`metric` got {label!r}, which builds a metric when called; call it: `{label}()`")
+        raise InputTypeError(f"`metric` got {label!r}, which builds a metric when called; call it: `{label}()`")
     if not _takes_two(sig):
-        raise TypeError(f"`metric` got {label!r}{sig}, which cannot be called as f(preds, targets)")
+        raise InputTypeError(f"`metric` got {label!r}{sig}, which cannot be called as f(preds, targets)")
     return value
 
 def check_metric(value):
     "`value`, unless it is not `None`, a metric (see `check_one_metric`) or a non-empty list of metrics"
     if isinstance(value, (list, tuple)):
-        if not value: raise ValueError("`metric` is an empty list; give at least one metric, or None for the default")
+        if not value: raise InputError("`metric` is an empty list; give at least one metric, or None for the default")
         nested = [v for v in value if isinstance(v, (list, tuple)) or v is None]
-        if nested: raise TypeError(f"`metric` as a list must hold metrics, not {shown(nested[0])}")
+        if nested: raise InputTypeError(f"`metric` as a list must hold metrics, not {shown(nested[0])}")
         return [check_one_metric(v) for v in value]
     return check_one_metric(value)
 
 # %% ../nbs/01_checks.ipynb #eb6a3e7a
 def check_tabular_learner(learn):
     "`learn`, unless it is not a fastai `Learner` with a model, built on tabular data"
-    if not isinstance(learn, Learner): raise TypeError(f"expected a fastai `Learner`, got {shown(learn)}")
-    if learn.model is None: raise ValueError("this learner has no model (`learn.model` is None); build or load one first")
+    if not isinstance(learn, Learner): raise InputTypeError(f"expected a fastai `Learner`, got {shown(learn)}")
+    if learn.model is None: raise InputError("this learner has no model (`learn.model` is None); build or load one first")
     train = getattr(getattr(learn, 'dls', None), 'train', None)
     if not isinstance(getattr(train, 'dataset', None), Tabular):
         found = type(getattr(train, 'dataset', train)).__name__
-        raise TypeError(f"fastai_featimp needs a tabular learner (dataloaders built on `TabularPandas`); "
+        raise InputTypeError(f"fastai_featimp needs a tabular learner (dataloaders built on `TabularPandas`); "
                         f"this learner's training data is a `{found}`")
     return learn
+
+# %% ../nbs/01_checks.ipynb #a1b2c3d4
+def warn_untrained(learn):
+    "Warn (`UserWarning`) when `learn` holds training rows but was never trained nor loaded (it has no optimiser)"
+    if getattr(learn, 'opt', None) is not None or len(getattr(learn.dls, 'train_ds', ())) == 0: return
+    warnings.warn("this learner was never trained (neither `fit` nor `learn.load` has run: it has no optimiser), so "
+                  "the results describe its random initial weights; train it or load its weights first",
+                  UserWarning, stacklevel=3)
+
+def warn_repeats(n_repeats, n_rows):
+    "Warn (`UserWarning`) when `n_repeats` shuffles of `n_rows` rows exceed the rows' different orders"
+    orders = math.factorial(n_rows) if n_rows < 13 else math.inf
+    if n_repeats > orders:
+        warnings.warn(f"`n_repeats`={n_repeats} is more than the {orders} different orders of {n_rows} rows: the repeats "
+                      f"repeat the same shuffles, and their spread says nothing more; use more rows, or fewer repeats",
+                      UserWarning, stacklevel=3)
 
 # %% ../nbs/01_checks.ipynb #84129d77
 def _bound_to(f):
@@ -156,25 +180,25 @@ def _bound_to(f):
 def check_fit(fit, learn):
     "`fit`, unless it is not a callable that trains the learner it is given (and not `learn` itself)"
     if not callable(fit) or isinstance(fit, type):
-        raise TypeError(f"`fit` must be a callable that trains the learner it is given, e.g. "
+        raise InputTypeError(f"`fit` must be a callable that trains the learner it is given, e.g. "
                         f"`lambda l: l.fit_one_cycle(5, 1e-2)`; got {shown(fit)}")
     if _bound_to(fit) is learn:
-        raise ValueError(f"`fit` is a method of the learner being explained ({getattr(fit, '__name__', 'a partial')}): "
+        raise InputError(f"`fit` is a method of the learner being explained ({getattr(fit, '__name__', 'a partial')}): "
                          f"it would train that learner, not the copies; pass `lambda l: l.fit_one_cycle(5, 1e-2)`")
     sig = _signature(fit)
     if sig is not None:
         try: sig.bind(None)
-        except TypeError: raise TypeError(f"`fit` must take the learner to train as its one argument; its signature is {sig}") from None
+        except TypeError: raise InputTypeError(f"`fit` must take the learner to train as its one argument; its signature is {sig}") from None
     return fit
 
 # %% ../nbs/01_checks.ipynb #708410c7
 def check_dl(dl):
     "`dl`, unless it is not one tabular `DataLoader`"
     if isinstance(dl, DataLoaders):
-        raise TypeError("`dl` got a `DataLoaders` (such as `learn.dls`), which holds several loaders; "
+        raise InputTypeError("`dl` got a `DataLoaders` (such as `learn.dls`), which holds several loaders; "
                         "pass one DataLoader, such as `learn.dls.valid`, or a frame as `df=`")
     if not isinstance(getattr(dl, 'dataset', None), Tabular):
-        raise TypeError(f"`dl` must be a tabular DataLoader (over `TabularPandas`), such as `learn.dls.valid`; got {shown(dl)}")
+        raise InputTypeError(f"`dl` must be a tabular DataLoader (over `TabularPandas`), such as `learn.dls.valid`; got {shown(dl)}")
     return dl
 
 # %% ../nbs/01_checks.ipynb #06a17059
@@ -214,13 +238,79 @@ def _finite_numbers(col, what):
         bad = np.array([not m and (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)) for v,m in zip(values, missing)], dtype=bool)
         if bad.any():
             first_bad = values[bad][0]
-            raise ValueError(f"{what} must hold numbers, but its dtype is {col.dtype} and it holds {shown(first_bad)}; "
+            raise InputError(f"{what} must hold numbers, but its dtype is {col.dtype} and it holds {shown(first_bad)}; "
                              f"not a number in {_rows(col.index, bad)}")
         col = pd.Series(np.where(missing, np.nan, values).astype(np.float64), index=col.index, name=col.name)
     infinite = np.isinf(col.to_numpy(dtype=np.float64, na_value=np.nan))
-    if infinite.any(): raise ValueError(f"{what} has infinite values in {_rows(col.index, infinite)}; "
+    if infinite.any(): raise InputError(f"{what} has infinite values in {_rows(col.index, infinite)}; "
                                         f"replace them (NaN is allowed and handled like in training)")
     return col
+
+# %% ../nbs/01_checks.ipynb #dfa62abb
+unseens = ('error', 'na')  # what `unseen=` accepts: refuse unseen categories, or read them as missing (`#na#`)
+
+def _texts(v):
+    "The texts `v` may be spelled as in a column of another dtype: `str(v)`, and an integral float's as an integer"
+    texts = [str(v.item() if isinstance(v, np.generic) else v)]
+    if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer(): texts.append(str(int(v)))
+    return texts
+
+def category_lookup(categories):
+    "A function from a raw value to the one item of `categories` it stands for (the same value, else the same text), or `None`"
+    same = dict((v, v) for v in reversed(categories))
+    spelled = {}
+    for v in categories:
+        for t in _texts(v): spelled.setdefault(t, []).append(v)
+    spelled = {t: vs[0] for t,vs in spelled.items() if len(vs)==1}
+    def lookup(value):
+        try:
+            if value in same: return same[value]
+        except TypeError: pass  # an unhashable value
+        return next((spelled[t] for t in _texts(value) if t in spelled), None)
+    return lookup
+
+def matched(col, categories):
+    "`col`'s values as the items of `categories` they stand for (unseen ones kept), and a mask of the rows with an unseen value"
+    codes,uniques = pd.factorize(col.to_numpy(dtype=object))
+    lookup = category_lookup(list(categories))
+    found = [lookup(u) for u in uniques]
+    unseen = np.array([f is None for f in found] + [False], dtype=bool)
+    if all(type(f) is type(u) and f==u for u,f in zip(uniques, found)): return col,unseen[codes]  # spelled as in training
+    items = np.empty(len(uniques)+1, dtype=object)
+    items[:-1] = [u if f is None else f for u,f in zip(uniques, found)]
+    items[-1] = np.nan  # where `codes` is -1: a missing value
+    return pd.Series(items[codes], index=col.index, name=col.name, dtype=object),unseen[codes]
+
+# %% ../nbs/01_checks.ipynb #14a46524
+def unseen_report(col, values, unseen, categories, of='`df`'):
+    "What `unseen` (a row mask) says about the categorical column `col` of the frame called `of`, for a message"
+    few = list(dict.fromkeys(values[unseen]))
+    knows = list(categories)
+    return (f"categorical column {col!r} of {of} has value(s) {', '.join(shown(v.item() if isinstance(v, np.generic) else v) for v in few[:5])}"
+            f"{' ...' if len(few) > 5 else ''} that the learner never saw, in {unseen.sum()} of {len(unseen)} rows "
+            f"({unseen.mean():.1%}); it knows {', '.join(map(repr, knows[:10]))}{' ...' if len(knows) > 10 else ''}")
+
+def match_categories(out, to, unseen='error', of='`df`'):
+    "Put `out`'s raw categorical columns, in place, in the spelling of `to`'s categories; returns the rows made `#na#` per column"
+    reports,counts = [],{}
+    for c in raw_cat_names(to):
+        categories = list(to.classes[c])[1:]  # after `#na#`
+        values,rows = matched(_plain_objects(out[c]), categories)
+        if rows.any():
+            reports.append(unseen_report(c, values, rows, categories, of))
+            counts[c] = int(rows.sum())
+            values = values.astype(object).where(~rows, np.nan)
+        out[c] = values
+    if reports and unseen=='error':
+        raise InputError(f"{'; '.join(reports)}. Spell them as in training (digit strings read from a CSV need `dtype=str`), "
+                         f"or pass `unseen='na'` to read them as missing (#na#)")
+    return counts
+
+def unseen_note(unseen):
+    "A line for a result's repr saying which categorical values were read as missing with `unseen='na'`; empty when none"
+    if not unseen: return ''
+    return (f"\nread as missing (#na#) with unseen='na', categories the learner never saw: "
+            f"{', '.join(f'{c!r} in {n} row(s)' for c,n in unseen.items())}")
 
 # %% ../nbs/01_checks.ipynb #a68e9a8e
 def label_vocab(to):
@@ -235,35 +325,35 @@ def _check_labels(out, to):
     for y in to.y_names:
         missing = out[y].isna().to_numpy()
         if missing.any():
-            raise ValueError(f"label {y!r} is missing in {_rows(out.index, missing, '`df`')}; "
+            raise InputError(f"label {y!r} is missing in {_rows(out.index, missing, '`df`')}; "
                              f"drop those rows ({no_labels})")
         if vocab is not None:
-            out[y] = _plain_objects(out[y])
-            unseen = ~out[y].isin(list(vocab)).to_numpy()
+            out[y],unseen = matched(_plain_objects(out[y]), list(vocab))
             if unseen.any():
                 classes = list(dict.fromkeys(out[y][unseen]))
-                raise ValueError(f"column {y!r} of `df` has label(s) {', '.join(map(repr, classes[:10]))} the learner was not "
+                raise InputError(f"column {y!r} of `df` has label(s) {', '.join(map(repr, classes[:10]))} the learner was not "
                                  f"trained on; its classes are: {', '.join(map(repr, list(vocab)[:30]))} (unseen in {_rows(out.index, unseen)})")
         elif regression: out[y] = _finite_numbers(out[y], f"label {y!r}")
     return out
 
 # %% ../nbs/01_checks.ipynb #3e50b98d
-def check_frame(df, to, with_labels=True):
+def check_frame(df, to, with_labels=True, unseen='error'):
     "A copy of `df` ready for `test_dl` of the data `to` was trained on: columns and values checked, dtypes plain, columns in `to`'s order"
-    if not isinstance(df, pd.DataFrame): raise TypeError(f"`df` must be a pandas DataFrame, got {shown(df)}")
+    unseen = check_choice('unseen', unseen, unseens)
+    if not isinstance(df, pd.DataFrame): raise InputTypeError(f"`df` must be a pandas DataFrame, got {shown(df)}")
     needed = feature_columns(to) + (list(to.y_names) if with_labels else [])
     counts = Counter(df.columns)
     twice = [c for c in needed if counts[c] > 1]
-    if twice: raise ValueError(f"`df` has {', '.join(f'{counts[c]} columns named {c!r}' for c in twice)}; keep one of each")
+    if twice: raise InputError(f"`df` has {', '.join(f'{counts[c]} columns named {c!r}' for c in twice)}; keep one of each")
     missing = [c for c in needed if c not in counts]
     if missing:
         hint = f" (labels are needed here; {no_labels})" if set(missing) <= set(to.y_names) else ""
-        raise ValueError(f"`df` is missing column(s) {', '.join(map(repr, missing))}{hint}")
+        raise InputError(f"`df` is missing column(s) {', '.join(map(repr, missing))}{hint}")
     left_out = set() if with_labels else set(to.y_names)  # labels that are not scored stay out of fastai's way
     extra = [i for i,c in enumerate(df.columns) if c not in set(needed) | left_out]
     out = df.iloc[:, [df.columns.get_loc(c) for c in needed] + extra].copy()
     for c in to.cont_names: out[c] = _finite_numbers(out[c], f"continuous column {c!r}")
-    for c in raw_cat_names(to): out[c] = _plain_objects(out[c])
+    out.attrs['unseen'] = match_categories(out, to, unseen)  # the rows of each column made `#na#` with `unseen='na'`
     return _check_labels(out, to) if with_labels else out
 
 # %% ../nbs/01_checks.ipynb #5b8ca776
@@ -280,26 +370,26 @@ def check_weights(sample_weight, rows, to=None):
     if isinstance(sample_weight, (str, numbers.Number)) and not isinstance(sample_weight, (bool, np.bool_)):
         if not isinstance(rows, pd.DataFrame) or sample_weight not in rows.columns:
             where = f"the columns of the data are: {', '.join(map(repr, list(rows.columns)[:30]))}" if isinstance(rows, pd.DataFrame) else "no frame to look it up in"
-            raise ValueError(f"`sample_weight` names column {sample_weight!r}, which the data does not have; {where}")
+            raise InputError(f"`sample_weight` names column {sample_weight!r}, which the data does not have; {where}")
         if to is not None and sample_weight in set(feature_columns(to)) | set(to.y_names):
-            raise ValueError(f"`sample_weight` names {sample_weight!r}, a {'label' if sample_weight in to.y_names else 'feature'} of the learner; "
+            raise InputError(f"`sample_weight` names {sample_weight!r}, a {'label' if sample_weight in to.y_names else 'feature'} of the learner; "
                              f"weights must be a column the model does not read")
         col = rows[sample_weight]
-        if isinstance(col, pd.DataFrame): raise ValueError(f"`sample_weight` names {sample_weight!r}, which `df` has {col.shape[1]} columns of")
+        if isinstance(col, pd.DataFrame): raise InputError(f"`sample_weight` names {sample_weight!r}, which `df` has {col.shape[1]} columns of")
         values,what = col.to_numpy(dtype=object),f"column {sample_weight!r}"
     elif isinstance(sample_weight, (list, tuple, np.ndarray, pd.Series, torch.Tensor)):
         if isinstance(sample_weight, pd.Series) and isinstance(rows, pd.DataFrame) and not sample_weight.index.equals(rows.index):
-            raise ValueError("`sample_weight` is a Series whose index differs from the data's: pass `.to_numpy()` for weights in row order, or reindex it")
+            raise InputError("`sample_weight` is a Series whose index differs from the data's: pass `.to_numpy()` for weights in row order, or reindex it")
         values,what = np.asarray(sample_weight.cpu() if isinstance(sample_weight, torch.Tensor) else sample_weight, dtype=object),'the array'
-        if values.ndim != 1: raise ValueError(f"`sample_weight` must be one weight per row (1-d), got an array of shape {values.shape}")
-    else: raise TypeError(f"`sample_weight` must be a column name of `df` or an array of one weight per row, got {shown(sample_weight)}")
-    if len(values) != n: raise ValueError(f"`sample_weight` has {len(values)} weights for {n} rows; give one per row")
+        if values.ndim != 1: raise InputError(f"`sample_weight` must be one weight per row (1-d), got an array of shape {values.shape}")
+    else: raise InputTypeError(f"`sample_weight` must be a column name of `df` or an array of one weight per row, got {shown(sample_weight)}")
+    if len(values) != n: raise InputError(f"`sample_weight` has {len(values)} weights for {n} rows; give one per row")
     bad = [v for v in values if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)]
-    if bad: raise TypeError(f"`sample_weight` ({what}) must hold numbers, it holds {shown(bad[0])}")
+    if bad: raise InputTypeError(f"`sample_weight` ({what}) must hold numbers, it holds {shown(bad[0])}")
     w = values.astype(np.float64)
     for fails,says in ((~np.isfinite(w), 'NaN or infinite'), (w < 0, 'negative')):
-        if fails.any(): raise ValueError(f"`sample_weight` ({what}) has {says} weights, {fails.sum()} of {n}, first at row {int(np.argmax(fails))}; weights must be finite and non-negative")
-    if not (w > 0).any(): raise ValueError(f"`sample_weight` ({what}) is zero for every row; at least one row needs a positive weight")
+        if fails.any(): raise InputError(f"`sample_weight` ({what}) has {says} weights, {fails.sum()} of {n}, first at row {int(np.argmax(fails))}; weights must be finite and non-negative")
+    if not (w > 0).any(): raise InputError(f"`sample_weight` ({what}) is zero for every row; at least one row needs a positive weight")
     return w
 
 def weights_for(learn, sample_weight, df=None, dl=None):

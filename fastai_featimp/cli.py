@@ -13,17 +13,15 @@ from fastcore.basics import store_attr
 from fastcore.imports import in_ipython
 from fastai.learner import load_learner
 import fastai_featimp.all  # adds the importance methods to `Learner`
-from .checks import check_tabular_learner, feature_columns
+from .checks import InputError, check_tabular_learner, feature_columns, raw_cat_names, label_vocab
 
 # %% auto #0
-__all__ = ['options', 'subcommands', 'InputError', 'existing', 'load_export', 'read_data', 'check_columns', 'labelled',
-           'check_outputs', 'flat', 'save_plot', 'group', 'Subcommand', 'permutation', 'prediction', 'dependence',
-           'background', 'shap', 'sage', 'parser', 'run', 'main']
+__all__ = ['options', 'subcommands', 'in_command_terms', 'existing', 'load_export', 'text_columns', 'read_data', 'check_columns',
+           'labelled', 'check_outputs', 'flat', 'save_plot', 'save_table', 'group', 'Subcommand', 'permutation',
+           'prediction', 'dependence', 'background', 'shap', 'sage', 'not_converged', 'parser', 'problems', 'run',
+           'one_line', 'main']
 
 # %% ../nbs/20_cli.ipynb #173cd6e5
-class InputError(Exception):
-    "Input the command cannot use, reported on one line without a traceback"
-
 def existing(path):
     "`path` as a `Path`, or an `InputError` if no such file exists"
     path = Path(path)
@@ -41,10 +39,20 @@ def load_export(path):
     check_tabular_learner(learn)
     return learn
 
-def read_data(path):
-    "The CSV file at `path` as a DataFrame"
-    try: return pd.read_csv(path)
-    except ValueError as e: raise InputError(f"cannot read {str(path)!r} as CSV: {e}") from e
+def text_columns(learn, labels=()):
+    "The CSV columns to read as text: categorical features, and the `labels` of a classifier, whose training categories are strings"
+    to = learn.dls.train_ds
+    spelled = lambda categories: any(isinstance(v, str) for v in categories)
+    vocab = label_vocab(to)
+    return [c for c in raw_cat_names(to) if spelled(list(to.classes[c])[1:])] + (list(labels) if vocab is not None and spelled(vocab) else [])
+
+def read_data(path, text=()):
+    "The CSV file at `path` as a DataFrame, its columns named in `text` read as strings, as the learner saw them"
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+        return pd.read_csv(path, dtype={c: str for c in text if c in header})
+    # a parser error, bytes that are not text, a file that cannot be opened
+    except (ValueError, OSError) as e: raise InputError(f"cannot read {str(path)!r} as CSV: {e}") from e
 
 # %% ../nbs/20_cli.ipynb #a47b4ef0
 def check_columns(learn, df, source):
@@ -83,7 +91,13 @@ def save_plot(result, path):
     "Save `result`'s default plot to `path`"
     fig = np.ravel(result.plot())[0].figure
     try: fig.savefig(path, dpi=150, bbox_inches='tight')
+    except OSError as e: raise InputError(f"cannot write {str(path)!r}: {e}") from e
     finally: plt.close(fig)
+
+def save_table(table, path):
+    "Write `table` as CSV to `path`"
+    try: table.to_csv(path, index=False)
+    except OSError as e: raise InputError(f"cannot write {str(path)!r}: {e}") from e
 
 # %% ../nbs/20_cli.ipynb #198a9708
 def group(spec):
@@ -114,43 +128,53 @@ options = dict(
     n_background = (['--n-background'], dict(type=int, default=100, metavar='N', help="at most this many background "
                     "rows (default: 100)")),
     output = (['--output'], dict(metavar='CLASS', help="the class whose probability is explained (default: the last)")),
+    max_permutations = (['--max-permutations'], dict(type=int, default=20000, metavar='N', help="stop after this many "
+                        "permutations even if the values have not converged, which is then said on stderr (default: 20000)")),
     max_evals = (['--max-evals'], dict(type=int, metavar='N', help="model evaluations per row, in coalitions; "
                  "default: exact values up to 10 features, else a budget that keeps the error near one per cent")),
 )
 
 # %% ../nbs/20_cli.ipynb #793e97a1
 class Subcommand:
-    "A subcommand: `compute(learn, df, args)` returning a result, its help line, its `options`, and whether it needs labels"
-    def __init__(self, compute, help, options='', needs_labels=False, summary=None): store_attr()
+    "A subcommand: `compute(learn, df, args)` returning a result, its help line, its `options`, whether it needs labels, its summary and problems"
+    def __init__(self, compute, help, options='', needs_labels=False, summary=None, problems=None): store_attr()
 
 def permutation(learn, df, args):
     "How much worse the learner's metric gets when each feature is shuffled"
     return learn.permutation_importance(df=df, n_repeats=args.repeats, seed=args.seed, metric=args.metric,
-                                        groups=args.groups, show_progress=not args.quiet)
+                                        groups=args.groups, show_progress=not args.quiet, unseen=args.unseen)
 
 def prediction(learn, df, args):
     "How far the learner's predictions move when each feature is shuffled"
     return learn.permutation_importance(df=df, by='prediction', n_repeats=args.repeats, seed=args.seed,
-                                        groups=args.groups, show_progress=not args.quiet)
+                                        groups=args.groups, show_progress=not args.quiet, unseen=args.unseen)
 
 def dependence(learn, df, args):
     "The learner's mean prediction with a feature (or two) set to each value of a grid in every row"
     return learn.partial_dependence(args.feature, df=df, n_points=args.points, ice=args.ice, seed=args.seed,
-                                    show_progress=not args.quiet)
+                                    show_progress=not args.quiet, unseen=args.unseen)
 
-def background(args, df):
+def background(learn, args, df):
     "The background rows: the `--background` CSV, else the data's own rows"
-    return df if args.background is None else read_data(existing(args.background))
+    return df if args.background is None else read_data(existing(args.background), text_columns(learn))
 
 def shap(learn, df, args):
     "Shapley values of the learner's predictions on each row; the table ranks features by mean |value|"
-    return learn.shap_values(df=df, background=background(args, df), n_background=args.n_background, output=args.output,
-                             groups=args.groups, max_evals=args.max_evals, seed=args.seed, show_progress=not args.quiet)
+    return learn.shap_values(df=df, background=background(learn, args, df), n_background=args.n_background, output=args.output,
+                             groups=args.groups, max_evals=args.max_evals, seed=args.seed, show_progress=not args.quiet,
+                             unseen=args.unseen)
 
 def sage(learn, df, args):
     "SAGE: how much of the learner's loss each feature explains, as Shapley values of the loss"
-    return learn.sage_importance(df=df, background=background(args, df), n_background=args.n_background,
-                                 groups=args.groups, seed=args.seed, show_progress=not args.quiet)
+    return learn.sage_importance(df=df, background=background(learn, args, df), n_background=args.n_background,
+                                 groups=args.groups, seed=args.seed, max_permutations=args.max_permutations,
+                                 show_progress=not args.quiet, unseen=args.unseen)
+
+def not_converged(r, args):
+    "SAGE's problem, if it did not converge, in the command's own terms"
+    if r.converged: return []
+    return [f"SAGE did not converge in {r.n_permutations} permutations (convergence ratio {r.ratio:.3g}), so the values are "
+            f"rougher than their standard errors say; raise --max-permutations (now {args.max_permutations})"]
 
 subcommands = dict(
     permutation = Subcommand(permutation, permutation.__doc__, 'metric repeats seed groups', needs_labels=True,
@@ -160,14 +184,15 @@ subcommands = dict(
     dependence = Subcommand(dependence, dependence.__doc__, 'feature points ice seed'),
     shap = Subcommand(shap, shap.__doc__, 'background n_background output max_evals seed groups',
                       summary=lambda r: f"base value {r.base_value:.6g} ({r.output}); seed {r.seed}"),
-    sage = Subcommand(sage, sage.__doc__, 'background n_background seed groups', needs_labels=True,
-                      summary=lambda r: f"importance: {r.label}; seed {r.seed}"),
+    sage = Subcommand(sage, sage.__doc__, 'background n_background max_permutations seed groups', needs_labels=True,
+                      summary=lambda r: f"importance: {r.label}; seed {r.seed}", problems=not_converged),
 )
 
 # %% ../nbs/20_cli.ipynb #e8233b48
 _about = """Feature importance and partial dependence of a fastai tabular learner saved with `learn.export`, on the
-rows of a CSV file. Tables go to stdout; progress, a summary and warnings to stderr. Exit status: 0 on success,
-1 for input the command cannot use (one line on stderr), 2 for a malformed command line.
+rows of a CSV file. Tables go to stdout; progress, a summary and warnings to stderr, one line each. Exit status:
+0 on success, 1 for input the command cannot use (one line on stderr), 2 for a malformed command line; any other
+failure is a bug, shown with its traceback.
 
 The export is a pickle, which can run code when loaded: only use files you trust."""
 
@@ -181,27 +206,47 @@ def parser():
         s.add_argument('data', help="a CSV file with a header and a column for each of the learner's features"
                        + (" and its label" if cmd.needs_labels else "; any other column is ignored"))
         for o in (['target'] if cmd.needs_labels else []) + cmd.options.split(): s.add_argument(*options[o][0], **options[o][1])
+        s.add_argument('--unseen', choices=['error', 'na'], default='error', help="categories the learner never saw: "
+                       "'error' stops and names them (default); 'na' reads them as missing (#na#) and says how many on stderr")
         s.add_argument('--out', metavar='CSV', help="also write the table to this CSV file")
         s.add_argument('--plot', metavar='FILE', help="save the plot to this file, in the format its extension names")
-        s.add_argument('--quiet', action='store_true', help="print nothing but the table and errors: no progress, "
-                       "summary or warnings")
+        s.add_argument('--quiet', action='store_true', help="print nothing but the table and problems with the result "
+                       "(values read as missing, SAGE not converged): no progress, summary or library warnings")
     return p
 
 # %% ../nbs/20_cli.ipynb #b2aef8d8
+def problems(cmd, result, args):
+    "What the user must know about `result` even with `--quiet`: values read as missing, a computation that did not converge"
+    unseen = [f"read as missing (#na#), with --unseen na, values the learner never saw: {c!r} in {n} row(s)"
+              for c,n in getattr(result, 'unseen', {}).items()]
+    return unseen + (cmd.problems(result, args) if cmd.problems else [])
+
 def run(args):
     "Check the inputs, load them, compute, then print and write what the parsed command line `args` asks for"
     cmd = subcommands[args.command]
     export,data = existing(args.export),existing(args.data)
     check_outputs(args.out, args.plot)
-    learn,df = load_export(export),read_data(data)
+    learn = load_export(export)
+    labels = (args.target or learn.dls.train_ds.y_names) if cmd.needs_labels else ()
+    df = read_data(data, text_columns(learn, labels))
     if cmd.needs_labels: df = labelled(learn, df, args.target, data)
     check_columns(learn, df, data)
     with redirect_stdout(sys.stderr): result = cmd.compute(learn, df, args)  # progress bars
     if cmd.summary and not args.quiet: print(cmd.summary(result), file=sys.stderr)
+    for line in problems(cmd, result, args): print(f"fastai-featimp {args.command}: warning: {line}", file=sys.stderr)
     table = flat(result.results)
     print(table.to_string(index=False))
-    if args.out: table.to_csv(args.out, index=False)
+    if args.out: save_table(table, args.out)
     if args.plot: save_plot(result, args.plot)
+
+in_command_terms = {"pass `unseen='na'`": "pass --unseen na",  # the library's advice, as the command takes it
+                    " (digit strings read from a CSV need `dtype=str`)": ""}  # the command reads them as text already
+
+def one_line(command):
+    "A `warnings.showwarning` that prints a warning as one line on stderr, named after `command`"
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"fastai-featimp {command}: warning: {' '.join(str(message).split())} ({category.__name__})", file=sys.stderr)
+    return show
 
 def main(argv=None):
     "Run `fastai-featimp` with the command line `argv` (default: the process's); returns the exit status"
@@ -209,9 +254,14 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             if args.quiet: warnings.simplefilter('ignore')
+            else: warnings.showwarning = one_line(args.command)
+            warnings.filterwarnings('ignore', message='SAGE did not converge')  # said in the command's own terms, see `problems`
             run(args)
-    except (InputError, ValueError, TypeError, OSError) as e:
-        print(f"fastai-featimp {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+    except InputError as e:  # only the package's own refusals: anything else is a bug, and shows its traceback
+        message = ' '.join(str(e).split())
+        files = {'`df`': repr(args.data), '`background`': repr(getattr(args, 'background', None) or args.data)}  # the frames the library checked
+        for said,meant in {**in_command_terms, **files}.items(): message = message.replace(said, meant)
+        print(f"fastai-featimp {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

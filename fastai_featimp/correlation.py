@@ -18,15 +18,17 @@ __all__ = ['FeatureCorrelation']
 
 # %% ../nbs/11_correlation.ipynb #d419bec6
 class FeatureCorrelation:
-    "Association between every pair of features, their single-linkage clustering, groups and plots"
+    "Association between every pair of features, their complete-linkage clustering, groups and plots"
     def __init__(self, matrix:pd.DataFrame, threshold:float=0.7):
         store_attr()
         self.linkage = association_linkage(matrix) if len(matrix) > 1 else None
 
     @property
     def groups(self):
-        "The groups of features whose association chains reach `threshold`, as `groups=` takes them"
-        return {group_name(c): c for c in association_clusters(self.matrix, self.threshold) if len(c) > 1}
+        "The groups of features all associated with each other at `threshold` or more, named as `groups='auto'` names them"
+        plain = lambda n: n.item() if isinstance(n, np.generic) else n
+        return {auto_group_name(c, self.matrix): [plain(n) for n in c]
+                for c in association_clusters(self.matrix, self.threshold) if len(c) > 1}
 
     def plot(self, kind='dendrogram', ax=None, title=None):
         "A dendrogram with the grouping threshold drawn, or a heatmap (`kind='heatmap'`); returns the Axes"
@@ -39,7 +41,7 @@ class FeatureCorrelation:
                                  color_threshold=1-self.threshold, above_threshold_color='grey')
             ax.axvline(1-self.threshold, color='black', ls='--', lw=1)
             ax.text(1-self.threshold, 1.01, f'threshold {self.threshold:g}', transform=ax.get_xaxis_transform(), ha='center', va='bottom')
-            ax.set_xlabel('1 - association (single linkage)')
+            ax.set_xlabel('1 - association (complete linkage)')
         else:
             order = [names[i] for i in hierarchy.leaves_list(self.linkage)]
             m = self.matrix.loc[order, order]
@@ -54,7 +56,7 @@ class FeatureCorrelation:
         ax.figure.tight_layout()
         return ax
 
-    def __repr__(self): return f"{type(self).__name__} (threshold {self.threshold:g}):\n{self.matrix.round(3).to_string()}"
+    def __repr__(self): return f"{type(self).__name__} (threshold {self.threshold:g}):\n{self.matrix.round(3).to_string()}{unseen_note(getattr(self, 'unseen', None))}"
     def _repr_html_(self): return self.matrix.to_html(float_format=lambda v: f'{v:.3f}')
 
 # %% ../nbs/11_correlation.ipynb #3a0adb0f
@@ -63,11 +65,14 @@ def feature_correlation(self:Learner,
     df:pd.DataFrame=None, # raw data, labels not needed, passed through `learn.dls.test_dl`; default: the validation set
     dl=None, # a ready tabular dataloader, instead of `df`
     threshold:float=0.7, # association at which features form a group
-    bs:int=None, # rows per batch when encoding the data
+    unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
 ):
     "Association between every pair of features of this tabular learner's data (see `FeatureCorrelation`)"
     check_tabular_learner(self)
     threshold = check_number('threshold', threshold, 0, 1, low_open=True)
     with kept(self):
-        eng = Engine(self, df, dl, bs, with_labels=False)
-        return FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold)
+        eng = Engine(self, df, dl, with_labels=False, unseen=unseen, need="to measure association on")
+        res = FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold)
+    res.unseen = eng.data.unseen
+    return res
+

@@ -21,7 +21,7 @@ __all__ = ['feature_values', 'is_hashable', 'substitution', 'PartialDependence',
 def feature_values(engine, name):
     "`FeatureValues` of the feature `name` of `engine`'s learner, with a clear error for a name that is not one"
     if not is_hashable(name) or name not in engine.features:
-        raise ValueError(f"unknown feature {name!r}; the features are: {', '.join(map(str, engine.features))}")
+        raise InputError(f"unknown feature {name!r}; the features are: {', '.join(map(str, engine.features))}")
     return FeatureValues(engine.to, engine.features[name])
 
 def is_hashable(x):
@@ -51,24 +51,26 @@ class PartialDependence(Result):
         bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over the grid
         sample_weight=None, # a column name of `df` or one weight per row: the mean prediction weighs each row by it (ICE rows are drawn regardless)
+        unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Predict on the data with the features set to each point of the grid; returns the finished result"
         check_tabular_learner(learn)
         features = list(feature) if is_listy(feature) else [feature]
         if len(features) not in (1, 2) or len(set(features)) < len(features):
-            raise ValueError(f"`feature` must be one feature name or a list of two different ones, got {feature!r}")
+            raise InputError(f"`feature` must be one feature name or a list of two different ones, got {feature!r}")
         n_points,show_progress,seed = check_whole('n_points', n_points, 2),check_flag('show_progress', show_progress),check_seed('seed', seed)
         n_ice = (50 if ice else 0) if isinstance(ice, (bool, np.bool_)) else check_whole('ice', ice, 0)
-        if n_ice and len(features)==2: raise ValueError("ICE curves need a single feature")
+        if n_ice and len(features)==2: raise InputError("ICE curves need a single feature")
         if len(features)==2 and values is not None and not isinstance(values, dict):
-            raise ValueError("for two features, pass `values` as a dict `{feature: values}`")
+            raise InputError("for two features, pass `values` as a dict `{feature: values}`")
         seed,weights = ifnone(seed, secrets.randbits(31)),weights_for(learn, sample_weight, df, dl)
+        warn_untrained(learn)
         with kept(learn):
-            eng = Engine(learn, df, dl, bs, with_labels=False)
+            eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need="to average predictions over")
             columns = [feature_values(eng, f) for f in features]
             given = values if isinstance(values, dict) else {features[0]: values}
             unknown = set(given) - set(features)
-            if unknown: raise ValueError(f"`values` names {', '.join(map(repr, unknown))}, not among {features}")
+            if unknown: raise InputError(f"`values` names {', '.join(map(repr, unknown))}, not among {features}")
             grid_values = [fv.grid(eng.data, n_points) if given.get(fv.name) is None else fv.check(given[fv.name]) for fv in columns]
             n = eng.data.n
             grid = list(itertools.product(*grid_values))
@@ -87,7 +89,7 @@ class PartialDependence(Result):
                                       features[0]: np.repeat(grid_values[0], len(rows)),
                                       **{o: curves[:, :, k].ravel() for k,o in enumerate(outputs)}})
         return cls(results, features=features, columns=columns, values=grid_values, outputs=outputs,
-                   output_kind=output_kind, ice=ice_table, seed=seed, weighted=weights is not None)
+                   output_kind=output_kind, ice=ice_table, seed=seed, weighted=weights is not None, unseen=eng.data.unseen)
 
     def ylabel(self, shown):
         "What the y axis shows for the outputs `shown`, naming the output when there is one"
@@ -136,7 +138,7 @@ def plot_dependence(results, feature, kind, outputs, ice=None, ylabel='mean pred
     if kind=='categorical': ax.set_xticks(np.arange(len(values)), [str(v) for v in values], rotation=45 if len(values) > 8 else 0)
     ax.set_xlabel(feature)
     ax.set_ylabel(ylabel if ice is None else f'{ylabel} (thin: {ice.row.nunique()} rows, ICE)')
-    if len(outputs) > 1: ax.legend(frameon=False)
+    if len(outputs) > 1: ax.legend(frameon=False, loc='upper left', bbox_to_anchor=(1.01, 1))  # outside: it covers no curve
     if title: ax.set_title(title)
     ax.figure.tight_layout()
     return ax
@@ -177,21 +179,23 @@ class ValueImportance(Result):
         bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
         show_progress:bool=True, # show a progress bar over values
         sample_weight=None, # a column name of `df` or one weight per row: each row counts by its weight in the score and the mean deviations
+        unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Set every row to each value in turn and score or predict; returns the finished result"
         check_tabular_learner(learn)
         by,show_progress = check_choice('by', by, bys),check_flag('show_progress', show_progress)
         higher_is_better,metric = check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
         weights = weights_for(learn, sample_weight, df, dl)
+        warn_untrained(learn)
         with kept(learn):
             scorer = make_scorer(learn, by, metric, higher_is_better, weights)
-            if len(scorer.names) > 1: raise ValueError(f"`metric` must name one metric here, got {metric!r}")
-            eng = Engine(learn, df, dl, bs, with_labels=by=='metric')
+            if len(scorer.names) > 1: raise InputError(f"`metric` must name one metric here, got {metric!r}")
+            eng = Engine(learn, df, dl, bs, with_labels=by=='metric', unseen=unseen, need='to set to each value')
             column = feature_values(eng, feature)
             if values is None:
                 values = column.distinct(eng.data)
                 if column.kind=='continuous' and len(values) > 20:
-                    raise ValueError(f"{feature!r} is continuous with {len(values)} distinct values; pass `values=` to choose "
+                    raise InputError(f"{feature!r} is continuous with {len(values)} distinct values; pass `values=` to choose "
                                      f"some, or see `learn.partial_dependence`")
             values = column.check(values)
             eng.set_baseline(scorer)
@@ -206,7 +210,7 @@ class ValueImportance(Result):
         deviations = None if by=='metric' else pd.DataFrame(np.stack(answers)[order].T, index=eng.index, columns=results.value.tolist())
         name = scorer.names[0]
         return cls(results, column=column, by=by, deviations=deviations, baseline=scorer.baseline[0], metric_name=name,
-                   higher_is_better=scorer.higher_is_better[0], label=scorer.label(name, 'with every row set to the value'))
+                   higher_is_better=scorer.higher_is_better[0], label=scorer.label(name, 'with every row set to the value'), unseen=eng.data.unseen)
 
     def _title(self): return f"{type(self).__name__} of {self.column.name!r}"
 

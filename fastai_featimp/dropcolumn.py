@@ -56,19 +56,20 @@ class DropColumnImportance(ImportanceResult):
         higher_is_better:bool=None, # the metric's direction; default: from its name (losses and errors are lower-better)
         show_progress:bool=True, # show a progress bar over the trainings
         sample_weight=None, # a column name of `df` or one weight per scored row: each counts by its weight in the score (training is `fit`'s own)
+        unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Train the baseline and one network per unit under every seed, and score them; returns the finished result"
         check_tabular_learner(learn)
         fit,seeds = check_fit(fit, learn),check_seeds('seeds', seeds)
         threshold = check_number('threshold', threshold, 0, 1, low_open=True)
         show_progress,higher_is_better,metric = check_flag('show_progress', show_progress),check_optional_bool('higher_is_better', higher_is_better),check_metric(metric)
-        if len(learn.dls.train_ds)==0: raise ValueError("drop-column importance retrains the network, so it needs the learner's training data; this learner has none (a learner from `load_learner` keeps only its model and procs)")
+        if len(learn.dls.train_ds)==0: raise InputError("drop-column importance retrains the network, so it needs the learner's training data; this learner has none (a learner from `load_learner` keeps only its model and procs)")
         weights = weights_for(learn, sample_weight, df, dl)
         fixed = fixed_weights(learn.model)
-        if fixed: raise TypeError(f"cannot retrain this model afresh: weight(s) {', '.join(map(repr, fixed))} belong to a layer with no `reset_parameters`")
+        if fixed: raise InputTypeError(f"cannot retrain this model afresh: weight(s) {', '.join(map(repr, fixed))} belong to a layer with no `reset_parameters`")
         with kept(learn), tempfile.TemporaryDirectory() as path:
             scorer = make_scorer(learn, 'metric', metric, higher_is_better, weights)
-            eng = Engine(learn, df, dl)
+            eng = Engine(learn, df, dl, unseen=unseen)
             units = eng.units(groups, threshold)
             perturbs = [None] + [eng.neutral(u) for u in units]
             runs = [(i,j) for i in range(len(perturbs)) for j in range(len(seeds))]
@@ -81,7 +82,7 @@ class DropColumnImportance(ImportanceResult):
         return cls.from_scores(units, worse, metrics=scorer.names,
                                **described(scorer, 'when dropped and retrained', baseline_scores.mean(0)),
                                baseline_scores=baseline_scores[:, 0] if len(scorer.names)==1 else baseline_scores,
-                               perturbs=perturbs[1:])
+                               perturbs=perturbs[1:], unseen=eng.data.unseen)
 
 # %% ../nbs/13_dropcolumn.ipynb #fad5d084
 def retrained(learn, fit, perturb, seed, path):

@@ -152,8 +152,8 @@ def check_feature(name, features, labels):
     "`name`, unless it is not one of `features` (a label is named as one)"
     if not is_hashable(name) or name not in features:
         if is_hashable(name) and name in labels:
-            raise ValueError(f"{name!r} is the label the model predicts, not a feature; the features are: {', '.join(map(str, features))}")
-        raise ValueError(f"unknown feature {name!r}; the features are: {', '.join(map(str, features))}")
+            raise InputError(f"{name!r} is the label the model predicts, not a feature; the features are: {', '.join(map(str, features))}")
+        raise InputError(f"unknown feature {name!r}; the features are: {', '.join(map(str, features))}")
     return name
 
 def is_hashable(x):
@@ -169,7 +169,7 @@ def check_output(learn, output):
     if not linears: return given
     names = output_names(learn, linears[-1].out_features)
     unknown = [o for o in given if o not in names]
-    if unknown: raise ValueError(f"unknown output {', '.join(map(repr, unknown))}; the outputs are: {', '.join(names)}")
+    if unknown: raise InputError(f"unknown output {', '.join(map(repr, unknown))}; the outputs are: {', '.join(names)}")
     return given
 
 # %% ../nbs/16_effects.ipynb #e0000014
@@ -179,7 +179,7 @@ def _present_rows(values, eng, weights):
     rows = np.flatnonzero(~np.any([np.isnan(r) for r in raws], 0) & (weights > 0))
     for fv,r in zip(values, raws):
         if len(np.unique(r[rows])) < 2:
-            raise ValueError(f"{fv.name!r} takes fewer than two values in the rows to explain (with a value and a weight): it has no local effect")
+            raise InputError(f"{fv.name!r} takes fewer than two values in the rows to explain (with a value and a weight): it has no local effect")
     return rows,[r[rows] for r in raws]
 
 def _named(learn, preds):
@@ -212,7 +212,7 @@ def categorical_effects(learn, eng, values, bins, weights, show_progress):
     codes = fv.codes(eng.data).cpu().numpy()
     rows = np.flatnonzero(weights > 0)
     levels = np.flatnonzero(np.bincount(codes[rows], minlength=len(fv.vocab)))
-    if len(levels) < 2: raise ValueError(f"{fv.name!r} has fewer than two levels in the rows to explain: it has no local effect")
+    if len(levels) < 2: raise InputError(f"{fv.name!r} has fewer than two levels in the rows to explain: it has no local effect")
     position = np.full(len(fv.vocab), -1); position[levels] = np.arange(len(levels))
     others = [FeatureValues(eng.to, f) for n,f in eng.features.items() if n != fv.name]
     others = [(o.kind, o.codes(eng.data).cpu().numpy()[rows] if o.kind=='categorical' else o.decode(eng.data)[rows]) for o in others]
@@ -265,23 +265,24 @@ class AccumulatedLocalEffects(Result):
         seed:int=None, # accepted for a signature like the other methods'; ALE draws nothing at random
         bs:int=None, # rows per fused batch; default: `default_bs`, from the width of the model and the device
         sample_weight=None, # a column name of `df`, or one weight per row: weighted bin means, quantiles and centring
+        unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
         show_progress:bool=True, # show a progress bar over the perturbed copies of the data
     ):
         "Predict each row at the edges of its bin (or its neighbouring levels) and accumulate the local differences; returns the finished result"
         check_tabular_learner(learn)
         features = list(feature) if is_listy(feature) else [feature]
         if len(features) not in (1, 2) or len(set(map(repr, features))) < len(features):
-            raise ValueError(f"`feature` must be one feature name or a list of two different ones, got {feature!r}")
+            raise InputError(f"`feature` must be one feature name or a list of two different ones, got {feature!r}")
         bins,seed,show_progress = check_whole('bins', bins, 2),check_seed('seed', seed),check_flag('show_progress', show_progress)
         known = tabular_features(learn.dls.train_ds, learn.model)
         for f in features: check_feature(f, known, learn.dls.train_ds.y_names)
         if len(features)==2 and any(known[f].kind!='continuous' for f in features):
-            raise ValueError(f"the second-order ALE needs two continuous features; {', '.join(repr(f) for f in features if known[f].kind!='continuous')} "
+            raise InputError(f"the second-order ALE needs two continuous features; {', '.join(repr(f) for f in features if known[f].kind!='continuous')} "
                              f"is categorical (explain it alone, or with `learn.partial_dependence([a, b])`)")
         output = check_output(learn, output)
         weights = weights_for(learn, sample_weight, df, dl)
         with kept(learn):
-            eng = Engine(learn, df, dl, bs, with_labels=False)
+            eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need='to take local differences over')
             values = [FeatureValues(eng.to, eng.features[f]) for f in features]
             weights = np.ones(eng.data.n) if weights is None else weights
             how = pair_effects if len(features)==2 else continuous_effects if values[0].kind=='continuous' else categorical_effects
@@ -289,7 +290,7 @@ class AccumulatedLocalEffects(Result):
         outputs = info.pop('outputs')
         return cls(info.pop('results'), features=features, kind=values[0].kind if len(features)==1 else 'interaction',
                    outputs=outputs, output=output, output_kind=info.pop('output_kind'), seed=seed,
-                   weighted=sample_weight is not None, _engine=eng, _values=values, _weights=weights, _pd=None, **info)
+                   weighted=sample_weight is not None, unseen=eng.data.unseen, _engine=eng, _values=values, _weights=weights, _pd=None, **info)
 
 
     def _title(self): return f"{type(self).__name__} of {' x '.join(map(repr, self.features))}"
@@ -300,14 +301,14 @@ class AccumulatedLocalEffects(Result):
         if given is not None:
             given = [str(o) for o in (given if is_listy(given) else [given])]
             unknown = [o for o in given if o not in self.outputs]
-            if unknown: raise ValueError(f"unknown output {', '.join(map(repr, unknown))}; the outputs are: {', '.join(self.outputs)}")
+            if unknown: raise InputError(f"unknown output {', '.join(map(repr, unknown))}; the outputs are: {', '.join(self.outputs)}")
             return given
         return self.outputs[1:] if self.output_kind=='classes' and len(self.outputs)==2 else self.outputs
 
     def partial_dependence(self):
         "Partial dependence at the same grid (bin edges or ordered levels) over the same rows and weights, centred as the ALE is; computed once, through the engine"
         if self._pd is not None: return self._pd
-        if len(self.features) != 1: raise ValueError("`compare='pd'` draws one feature's partial dependence; this result is a pair's interaction")
+        if len(self.features) != 1: raise InputError("`compare='pd'` draws one feature's partial dependence; this result is a pair's interaction")
         (fv,),eng,rows = self._values,self._engine,self.rows
         grid,w = self.edges[0],self._weights[rows]
         where = torch.as_tensor(rows, dtype=torch.long, device=eng.data.device)
@@ -328,7 +329,7 @@ class AccumulatedLocalEffects(Result):
         if compare is not None: check_choice('compare', compare, ('pd',))
         shown = self.shown(output)
         if len(self.features)==2:
-            if compare is not None: raise ValueError("`compare='pd'` draws one feature's partial dependence; this result is a pair's interaction")
+            if compare is not None: raise InputError("`compare='pd'` draws one feature's partial dependence; this result is a pair's interaction")
             return plot_interaction(self.results, self.features, shown, ax=ax, title=title)
         dependence = self.partial_dependence() if compare=='pd' else None
         note = f' ({self.missing} rows with no value left out)' if self.missing else ''

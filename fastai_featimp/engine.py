@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_engine.ipynb #4fa6f2b1
 from __future__ import annotations
-import numbers
+import numbers, warnings
 from fastai.tabular.all import *
 from .association import *
 from .checks import *
@@ -13,8 +13,8 @@ from .scoring import *
 
 # %% auto #0
 __all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs', 'progress', 'Evaluator',
-           'normalization', 'rounded', 'FeatureValues', 'output_names', 'test_dataloader', 'Engine', 'bn_affine',
-           'folded', 'LinearInput']
+           'normalization', 'rounded', 'FeatureValues', 'output_names', 'warn_all_missing', 'test_dataloader', 'Engine',
+           'bn_affine', 'folded', 'LinearInput']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -31,6 +31,7 @@ class TabularTensors:
         self.cats,self.conts,self.ys = parts[0],parts[1],parts[2:]
         if device is not None: self.cats,self.conts,self.ys = to_device((self.cats,self.conts,self.ys), device)
         self.n,self.device,self.index = len(self.cats),self.cats.device,dl.dataset.items.index
+        self.unseen = vars(dl).get('unseen', {})  # rows per column whose unseen categories became `#na#` (see `test_dataloader`)
 
     @property
     def has_labels(self): return len(self.ys) > 0
@@ -179,16 +180,17 @@ class FeatureValues:
 
     def check(self, values):
         "Raise unless each of `values` is a value this feature can take; returns them as a list"
-        if not is_listy(values) or not len(values): raise ValueError(f"values of {self.name!r} must be a non-empty list, got {values!r}")
+        if not is_listy(values) or not len(values): raise InputError(f"values of {self.name!r} must be a non-empty list, got {values!r}")
         if self.kind=='categorical':
-            unknown = [v for v in values if v not in self.vocab.o2i]
+            lookup = category_lookup(list(self.vocab))  # `1` for the category '1', as in `check_frame`
+            unknown = [v for v in values if lookup(v) is None]
             if unknown:
-                raise ValueError(f"{', '.join(map(repr, unknown))} not among the categories of {self.name!r}: "
+                raise InputError(f"{', '.join(map(repr, unknown))} not among the categories of {self.name!r}: "
                                  f"{', '.join(map(repr, list(self.vocab)[:30]))}{' ...' if len(self.vocab) > 30 else ''}")
         else:
             bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v)]
-            if bad: raise ValueError(f"values of continuous {self.name!r} must be finite numbers, got {', '.join(map(repr, bad))}")
-        return list(values)
+            if bad: raise InputError(f"values of continuous {self.name!r} must be finite numbers, got {', '.join(map(repr, bad))}")
+        return [lookup(v) for v in values] if self.kind=='categorical' else list(values)
 
     def encode(self, value):
         "The `(cat_values, cont_values)` that put `value` in this feature's columns"
@@ -209,29 +211,42 @@ def output_names(learn, n_outputs):
     return y_names if len(y_names)==n_outputs else [f'output {i}' for i in range(n_outputs)]
 
 # %% ../nbs/04_engine.ipynb #02b4ce69
-def test_dataloader(learn, df=None, dl=None, with_labels=True):
-    "The tabular dataloader to work on: `dl`, `df` through `learn.dls.test_dl`, or the validation set"
-    if df is not None and dl is not None: raise ValueError("pass `df` or `dl`, not both")
-    if dl is not None: return check_dl(dl)
+def warn_all_missing(dl):
+    "`dl`, with a warning for each categorical column that is `#na#` in every row: a ready dataloader's categories cannot be checked"
+    to = dl.dataset
+    if len(to) == 0: return dl
+    empty = [c for c in raw_cat_names(to) if (to.items[c].to_numpy()==0).all()]
+    if empty: warnings.warn(f"categorical column(s) {', '.join(map(repr, empty))} of `dl` are #na# in every row: values the learner never "
+                            f"saw, or all missing? Pass the raw frame as `df=` to have its categories checked")
+    return dl
+
+def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
+    "The tabular dataloader to work on: `dl`, `df` through `learn.dls.test_dl` (its `unseen` categories refused or made `#na#`), or the validation set"
+    unseen = check_choice('unseen', unseen, unseens)
+    if df is not None and dl is not None: raise InputError("pass `df` or `dl`, not both")
+    if dl is not None: return warn_all_missing(check_dl(dl))
     to = learn.dls.train_ds
     if df is None:
         if len(learn.dls.valid_ds)==0:
-            raise ValueError("this learner has no validation data (a learner from `load_learner` keeps none); pass `df=` or `dl=`")
+            raise InputError("this learner has no validation data (a learner from `load_learner` keeps none); pass `df=` or `dl=`")
         return learn.dls.valid
-    return learn.dls.test_dl(check_frame(df, to, with_labels), with_labels=with_labels)
+    frame = check_frame(df, to, with_labels, unseen)
+    dl = learn.dls.test_dl(frame, with_labels=with_labels)
+    dl.unseen = frame.attrs['unseen']
+    return dl
 
 # %% ../nbs/04_engine.ipynb #cbfd8cde
 class Engine:
     "Encoded data of a tabular learner, its features and units, and the evaluator of perturbations on it"
-    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True):
+    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, unseen='error', need='to perturb'):
         if bs is not None: bs = check_whole('bs', bs)
-        dl = test_dataloader(learn, df, dl, with_labels)
-        if len(dl.dataset) < 2: raise ValueError(f"need at least two rows to perturb, got {len(dl.dataset)}")
+        dl = test_dataloader(learn, df, dl, with_labels, unseen)
+        if len(dl.dataset) < 2: raise InputError(f"need at least two rows {need}, got {len(dl.dataset)}")
         device = next(learn.model.parameters()).device
         self.learn,self.bs = learn,ifnone(bs, default_bs(learn.model, device))
         self.data = TabularTensors(dl, device)
         if with_labels and not self.data.has_labels:
-            raise ValueError(f"the data has no labels, so it cannot be scored by a metric; {no_labels}")
+            raise InputError(f"the data has no labels, so it cannot be scored by a metric; {no_labels}")
         self.to,self.features = learn.dls.train_ds,tabular_features(dl.dataset, learn.model)
 
     @property

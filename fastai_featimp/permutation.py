@@ -106,6 +106,7 @@ class PermutationImportance(ImportanceResult):
         max_conditioning:int=2, # with `conditional`: at most this many features, strongest first
         n_bins:int=5, # with `conditional`: quantile bins of each continuous feature conditioned on
         sample_weight=None, # a column name of `df` or one weight per row: each row counts by its weight in every score; `max_rows` draws rows regardless of weight
+        unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Shuffle each unit `n_repeats` times and score the model on it; returns the finished result"
         check_tabular_learner(learn)
@@ -117,17 +118,19 @@ class PermutationImportance(ImportanceResult):
         min_association = check_number('min_association', min_association, 0, 1, low_open=True)
         max_conditioning,n_bins = check_whole('max_conditioning', max_conditioning),check_whole('n_bins', n_bins, 2)
         if max_rows is not None and not (isinstance(max_rows, float) and 0 < max_rows <= 1): max_rows = check_whole('max_rows', max_rows, 2)
-        if by=='prediction' and relative: raise ValueError("`relative=True` needs `by='metric'`: prediction deviations have no baseline")
+        if by=='prediction' and relative: raise InputError("`relative=True` needs `by='metric'`: prediction deviations have no baseline")
         weights = weights_for(learn, sample_weight, df, dl)
         seed = ifnone(seed, secrets.randbits(31))
+        warn_untrained(learn)
         with kept(learn):
             scorer = make_scorer(learn, by, metric, higher_is_better, weights)
-            eng = Engine(learn, df, dl, bs, with_labels=by=='metric')
+            eng = Engine(learn, df, dl, bs, with_labels=by=='metric', unseen=unseen)
             columns = eng.association() if conditional or split_groups(groups)[1] else None
             units = eng.units(groups, threshold, columns)
             cond = Conditioning(eng, units, columns, min_association, max_conditioning, n_bins) if conditional else None
             gen = torch.Generator().manual_seed(seed)
             rows = subsample(eng.data.n, max_rows, n_repeats, gen)
+            if rows[0] is None: warn_repeats(n_repeats, eng.data.n)
             eng.set_baseline(scorer)
             baselines = [scorer.baseline if r is None else eng.evaluate([Identity(r)], scorer)[0] for r in rows]
             def perturbations():
@@ -136,12 +139,12 @@ class PermutationImportance(ImportanceResult):
                         yield Permute(u, cond.permutation(u, gen, r) if conditional else eng.permutation(gen, r), r)
             answers = eng.evaluate(perturbations(), scorer, total=len(units)*n_repeats, show_progress=show_progress)
         values = np.stack([scorer.summary(a, rows[k % n_repeats]) for k,a in enumerate(answers)]).reshape(len(units), n_repeats, -1)
-        if relative and np.any(np.asarray(baselines)==0): raise ValueError("`relative=True` needs a non-zero baseline score")
+        if relative and np.any(np.asarray(baselines)==0): raise InputError("`relative=True` needs a non-zero baseline score")
         scores = np.stack([scorer.worse(values[:, r], None if rows[r] is None else baselines[r], relative) for r in range(n_repeats)], 1)
         what = 'when shuffled' + (' (relative)' if relative else '')
         res = cls.from_scores(units, scores, metrics=scorer.names, **described(scorer, what, scorer.baseline),
                               by=by, seed=seed, max_rows=max_rows, conditional=conditional, relative=relative,
-                              weighted=weights is not None)
+                              weighted=weights is not None, unseen=eng.data.unseen)
         if conditional:
             res.results['conditioned_on'] = res.results.feature.map(cond.conditioned_on)
             res.results['note'] = res.results.feature.map(cond.notes)

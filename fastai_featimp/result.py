@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np, pandas as pd, matplotlib, matplotlib.pyplot as plt
 from scipy import stats
 from fastcore.basics import store_attr
-from .checks import check_whole
+from .checks import check_whole, check_choice, unseen_note
+
 
 # %% auto #0
-__all__ = ['type_colours', 'summarise', 'Result', 'check_top', 'importance_table', 'ImportanceResult', 'plot_importance']
+__all__ = ['type_colours', 'plot_kinds', 'summarise', 'Result', 'check_top', 'importance_table', 'ImportanceResult',
+           'plot_importance']
 
 # %% ../nbs/05_result.ipynb #6ffe9559
 def summarise(scores, level=0.95, weights=None):
@@ -41,8 +43,10 @@ class Result:
                             f"or the learner's method, e.g. `learn.permutation_importance()`")
         self.results = results; self.__dict__.update(info)
     def _title(self): return type(self).__name__
-    def __repr__(self): return f"{self._title()}:\n{self.results.to_string(max_rows=30)}"
-    def _repr_html_(self): return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60)
+    def __repr__(self): return f"{self._title()}:\n{self.results.to_string(max_rows=30)}{unseen_note(getattr(self, 'unseen', None))}"
+    def _repr_html_(self):
+        note = unseen_note(getattr(self, 'unseen', None))
+        return self.results.to_html(float_format=lambda v: f'{v:.4g}', max_rows=60) + (f"<p>{note.strip()}</p>" if note else '')
 
 # %% ../nbs/05_result.ipynb #69315f12
 def check_top(top):
@@ -106,10 +110,12 @@ def _boxplot(ax, data, **kw):
     return ax.boxplot(data, **horizontal, **kw)
 
 # %% ../nbs/05_result.ipynb #7d5e9bcc
+plot_kinds = ('bar', 'box')  # the kinds `plot_importance` draws
+
 def plot_importance(results, scores=None, top=20, kind='bar', ax=None, xlabel='importance', title=None):
-    "Plot the `top` rows of an importance `results` table (and per-row `scores` for `kind='box'`)"
-    if kind not in ('bar', 'box'): raise ValueError(f"unknown plot kind {kind!r}; choose 'bar' or 'box'")
-    if kind=='box' and scores is None: raise ValueError("`kind='box'` needs the raw scores")
+    "Plot the `top` rows of an importance `results` table (and per-repeat or per-row `scores` for `kind='box'`)"
+    check_choice('plot kind', kind, plot_kinds)
+    if kind=='box' and scores is None: raise ValueError("`kind='box'` needs the raw scores, which this result does not keep; use kind='bar'")
     res = results.iloc[:check_top(top)]
     n = len(res)
     if ax is None: _,ax = plt.subplots(figsize=(7, 1.2 + 0.32*n))
@@ -124,12 +130,13 @@ def plot_importance(results, scores=None, top=20, kind='bar', ax=None, xlabel='i
         boxes = _boxplot(ax, [np.asarray(s)[~np.isnan(s)] for s in np.asarray(scores, dtype=float)[:top]],
                          positions=pos, widths=0.6, patch_artist=True, medianprops=dict(color='black'), showfliers=np.shape(scores)[1] <= 1000)
         for box,c in zip(boxes['boxes'], colours): box.set(facecolor=c, alpha=0.75)
+        xlabel = xlabel.removeprefix('mean ')  # a box shows single scores, not their mean
     ax.axvline(0, color='black', lw=0.8)
     ax.set_yticks(pos, [str(f) for f in res['feature']])
     ax.set_xlabel(xlabel)
     types = list(dict.fromkeys(res['type']))
     handles = [matplotlib.patches.Patch(color=type_colours.get(t, 'grey'), label=t) for t in types]
-    ax.legend(handles=handles, loc='lower right', frameon=False)
+    ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.01, 1), frameon=False)
     if title: ax.set_title(title)
     ax.figure.tight_layout()
     return ax

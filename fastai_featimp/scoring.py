@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from copy import copy
 from types import SimpleNamespace
 from fastai.tabular.all import *
+from .checks import InputError, InputTypeError
 from fastai.metrics import _rmse, _exp_rmspe
+
 
 # %% auto #0
 __all__ = ['weighted_metrics', 'bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept',
@@ -35,7 +37,7 @@ def direction(name, higher_is_better=None):
     if higher_is_better is not None: return higher_is_better
     lower = lower_is_better(name)
     if lower is None:
-        raise ValueError(f"cannot tell from its name whether a larger {name!r} is better: pass `higher_is_better=True` "
+        raise InputError(f"cannot tell from its name whether a larger {name!r} is better: pass `higher_is_better=True` "
                          f"(an accuracy or score) or `higher_is_better=False` (a loss or error)")
     return not lower
 
@@ -61,7 +63,7 @@ def _one_metric(learn, metric):
     found = first(m for m in learn.metrics if _bare(m.name)==_bare(metric))
     if found is None:
         choices = ['loss'] + [metric_name(m) for m in learn.metrics]
-        raise ValueError(f"unknown `metric` {metric!r}; this learner has: {', '.join(choices)}, or 'all' "
+        raise InputError(f"unknown `metric` {metric!r}; this learner has: {', '.join(choices)}, or 'all' "
                          f"(or pass a fastai metric object or a function of (preds, targets))")
     return metric_name(found), found
 
@@ -71,7 +73,7 @@ def find_metrics(learn, metric=None):
     if isinstance(metric, str) and metric=='all': return [('loss', None)] + [(metric_name(m), m) for m in learn.metrics]
     found = [_one_metric(learn, m) for m in (metric if isinstance(metric, (list, tuple, L)) else [metric])]
     names = [n for n,_ in found]
-    if len(set(names)) < len(names): raise ValueError(f"`metric` names a metric twice: {names}")
+    if len(set(names)) < len(names): raise InputError(f"`metric` names a metric twice: {names}")
     return found
 
 # %% ../nbs/03_scoring.ipynb #0bfb80f5
@@ -169,7 +171,7 @@ def check_row_loss(loss_func):
     try: params = inspect.signature(loss_func).parameters.values()
     except (TypeError, ValueError): params = []
     if not any(p.name=='reduction' or p.kind==p.VAR_KEYWORD for p in params):
-        raise TypeError(f"the learner's loss {getattr(loss_func, '__name__', type(loss_func).__name__)} gives no loss per row "
+        raise InputTypeError(f"the learner's loss {getattr(loss_func, '__name__', type(loss_func).__name__)} gives no loss per row "
                         f"(it has no `reduction` and takes no `reduction='none'`), so it cannot be weighted; pass another `metric`")
     return loss_func
 
@@ -214,9 +216,9 @@ def weighted_form(name, m):
         if func in _root_per_row: return 'root'
         if m.invert_args and m.to_np and _takes_weights(func):
             if m.kwargs.get('sample_weight') is not None:
-                raise ValueError(f"metric {name!r} was built with its own `sample_weight`; build it without, and pass `sample_weight=` here")
+                raise InputError(f"metric {name!r} was built with its own `sample_weight`; build it without, and pass `sample_weight=` here")
             return 'sklearn'
-    raise ValueError(f"metric {name!r} has no weighted form, so it cannot be scored with `sample_weight`; "
+    raise InputError(f"metric {name!r} has no weighted form, so it cannot be scored with `sample_weight`; "
                      f"these have one: {weighted_metrics}")
 
 def weighted_score(form, f, out, ys, w):
@@ -353,5 +355,6 @@ bys = ('metric', 'prediction')
 
 def make_scorer(learn, by='metric', metric=None, higher_is_better=None, weights=None):
     "The scorer for `by`: `'metric'`, the learner's loss and metrics; `'prediction'`, how far predictions move; rows weighted by `weights`"
-    if by not in bys: raise ValueError(f"unknown `by` {by!r}; choose one of {bys}")
+    if by not in bys: raise InputError(f"unknown `by` {by!r}; choose one of {bys}")
     return MetricScorer(learn, metric, higher_is_better, weights) if by=='metric' else DeviationScorer(learn, weights)
+

@@ -14,10 +14,10 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['exact_limit', 'block_rows', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'exact_shapley', 'walks', 'credit',
-           'sampled_shapley', 'efficient', 'background_engine', 'explained_data', 'output_candidates', 'check_output',
-           'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues', 'loss_input', 'row_losses', 'imputed_losses',
-           'RowTally', 'convergence', 'SageImportance', 'sage_samples']
+__all__ = ['exact_limit', 'block_rows', 'shap_plot_kinds', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'exact_shapley',
+           'walks', 'credit', 'sampled_shapley', 'efficient', 'background_engine', 'unseen_counts', 'explained_data',
+           'output_candidates', 'check_output', 'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues',
+           'loss_input', 'row_losses', 'imputed_losses', 'RowTally', 'convergence', 'SageImportance', 'sage_samples']
 
 # %% ../nbs/14_shapley.ipynb #57154c9c
 exact_limit = 10  # players up to which `shap_values` is exact unless `max_evals` says otherwise
@@ -191,28 +191,34 @@ def efficient(phi, var, gap):
     return phi + share*(gap - phi.sum(1))[:, None]
 
 # %% ../nbs/14_shapley.ipynb #1b625303
-def background_engine(learn, background=None, n_background=100, rng=None, bs=None):
+def background_engine(learn, background=None, n_background=100, rng=None, bs=None, unseen='error'):
     "An `Engine` on at most `n_background` rows of the DataFrame `background`, drawn with `rng`, else of the training data"
     n_background = check_whole('n_background', n_background, 2)
     to = learn.dls.train_ds
     if background is None:
-        if len(to)==0: raise ValueError("this learner keeps no training data (a learner from `load_learner`): pass `background=`, a DataFrame of raw rows")
+        if len(to)==0: raise InputError("this learner keeps no training data (a learner from `load_learner`): pass `background=`, a DataFrame of raw rows")
         idx = np.sort(rng.choice(len(to), min(n_background, len(to)), replace=False))
         return Engine(learn, dl=learn.dls.train.new(to.iloc[idx]), bs=bs, with_labels=False)
-    if not isinstance(background, pd.DataFrame): raise TypeError(f"`background` must be a pandas DataFrame of raw rows, got {type(background).__name__}")
+    if not isinstance(background, pd.DataFrame): raise InputTypeError(f"`background` must be a pandas DataFrame of raw rows, got {type(background).__name__}")
     missing = [c for c in feature_columns(to) if c not in background.columns]
     if missing:
         only = " (it holds only labels)" if set(background.columns) <= set(to.y_names) else ""
-        raise ValueError(f"`background` is missing feature column(s) {', '.join(map(repr, missing))}{only}")
-    if len(background) < 2: raise ValueError(f"`background` needs at least two rows, got {len(background)}")
+        raise InputError(f"`background` is missing feature column(s) {', '.join(map(repr, missing))}{only}")
+    if len(background) < 2: raise InputError(f"`background` needs at least two rows, got {len(background)}")
     if len(background) > n_background: background = background.iloc[np.sort(rng.choice(len(background), n_background, replace=False))]
-    return Engine(learn, df=background, bs=bs, with_labels=False)
+    try: return Engine(learn, df=background, bs=bs, with_labels=False, unseen=unseen)
+    except InputError as e: raise InputError(str(e).replace('`df`', '`background`')) from None  # the frame checked is the background
 
-def explained_data(learn, df=None, dl=None, device=None):
+def unseen_counts(data, background):
+    "The rows per column of the explained `data`, then of the `background`, whose unseen categories became `#na#`"
+    return {**data.unseen, **{f'{c} (background)': n for c,n in background.unseen.items()}}
+
+def explained_data(learn, df=None, dl=None, device=None, unseen='error'):
     "The rows to explain (`df`, `dl` or the validation set), encoded, without labels"
-    data = TabularTensors(test_dataloader(learn, df, dl, with_labels=False), device)
-    if data.n==0: raise ValueError("no rows to explain")
-    return data
+    dl = test_dataloader(learn, df, dl, with_labels=False, unseen=unseen)
+    if len(dl.dataset)==0: raise InputError("need at least one row to explain, got 0 rows")
+    return TabularTensors(dl, device)
+
 
 # %% ../nbs/14_shapley.ipynb #14b1e79f
 def output_candidates(learn):
@@ -224,7 +230,7 @@ def check_output(learn, output):
     "`output` as a name the model's outputs carry, or a clear error"
     if output is None: return None
     names = output_candidates(learn)
-    if str(output) not in names: raise ValueError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, names))}")
+    if str(output) not in names: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, names))}")
     return str(output)
 
 # %% ../nbs/14_shapley.ipynb #9bda2cf8
@@ -246,7 +252,7 @@ def default_max_evals(m):
 def rounds_for(max_evals, m):
     "Antithetic permutation pairs per background row that `max_evals` pays for: each costs `2*(m-1)` coalitions, plus the two ends"
     if max_evals < 2*m:
-        raise ValueError(f"`max_evals`={max_evals} is too small: with {m} players one permutation and its reverse, over the "
+        raise InputError(f"`max_evals`={max_evals} is too small: with {m} players one permutation and its reverse, over the "
                          f"background, take {2*m} evaluations (and {2**m} give exact values)")
     return (max_evals-2)//(2*(m-1))
 
@@ -273,9 +279,11 @@ class ShapValues(ImportanceResult):
 
     def select(self, output):
         "The same values for another output (a class of a classifier, a target of a regression)"
-        if str(output) not in self.outputs: raise ValueError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
-        return ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values,
-                          self.all_predictions, self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights)
+        if str(output) not in self.outputs: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
+        res = ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values,
+                         self.all_predictions, self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights)
+        res.unseen = getattr(self, 'unseen', {})
+        return res
 
     @classmethod
     def from_learner(cls, learn,
@@ -284,23 +292,27 @@ class ShapValues(ImportanceResult):
         background:pd.DataFrame=None, # raw rows whose values stand in for absent features; default: rows of the training data
         n_background:int=100, # at most this many background rows, drawn with `seed`
         output=None, # the class (or target) explained; default: the last; all are computed, see `select`
-        groups:dict|list|str=None, # features that act as one player, e.g. `{'location': ['lat', 'lon']}`
+        groups:dict|list|str=None, # features that act as one player, e.g. `{'location': ['lat', 'lon']}`; `'auto'` groups associated ones
+        threshold:float=0.7, # association at which `groups='auto'` puts features in one group, in (0, 1]
         max_evals:int=None, # budget per row, in coalitions over the whole background; at least 2**players gives exact values
         seed:int=None, # makes the result reproducible bit for bit
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar
         sample_weight=None, # a column name of `df` or one weight per explained row: `.results` and the bar plot show the weighted mean |value|
+        unseen:str='error', # categories of `df` or `background` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Compute the Shapley values of `learn`'s predictions on `df`'s rows (exact up to `exact_limit` players, else sampled)"
         check_tabular_learner(learn)
         if max_evals is not None: max_evals = check_whole('max_evals', max_evals)
+        threshold = check_number('threshold', threshold, 0, 1, low_open=True)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
         weights = weights_for(learn, sample_weight, df, dl)
+        warn_untrained(learn)
         with kept(learn):
             name = check_output(learn, output)
-            bg = background_engine(learn, background, n_background, _seeds(seed, 3)[2], bs)
-            players = Players(bg.units(groups), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
-            data = explained_data(learn, df, dl, bg.data.cats.device)
+            bg = background_engine(learn, background, n_background, _seeds(seed, 3)[2], bs, unseen)
+            players = Players(bg.units(groups, threshold), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
+            data = explained_data(learn, df, dl, bg.data.cats.device, unseen)
             m,nb = players.m,bg.data.n
             exact = max_evals >= 2**m if max_evals is not None else m <= exact_limit
             budget = None if exact else ifnone(max_evals, default_max_evals(m))
@@ -316,14 +328,16 @@ class ShapValues(ImportanceResult):
                     phi,var = sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress)
                     phi = efficient(phi, var, preds - base)
             outputs = output_names(learn, preds.shape[1])
-            return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
-                       var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
-                       ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights)
+            res = cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
+                      var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
+                      ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights)
+        res.unseen = unseen_counts(data, bg.data)
+        return res
 
     def __repr__(self):
         how = 'exact' if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
         return (f"{type(self).__name__} of {self.output!r} for {len(self.index)} rows ({how}), base value {self.base_value:.4g}; "
-                f"mean |value| per feature:\n{self.results.to_string(max_rows=30)}")
+                f"mean |value| per feature:\n{self.results.to_string(max_rows=30)}{unseen_note(getattr(self, 'unseen', None))}")
 
 # %% ../nbs/14_shapley.ipynb #f4ee63c4
 def _numbers(col):
@@ -350,11 +364,14 @@ def _swarm(values, n_bins=60):
     offsets[order] = np.where(rank % 2 == 0, 1, -1)*((rank + 1)//2)
     return 0.4*offsets/max(1, np.abs(offsets).max())
 
+shap_plot_kinds = plot_kinds + ('beeswarm',)  # the kinds `ShapValues.plot` draws
+
 @patch
-def plot(self:ShapValues, kind='bar', top=20, ax=None, title=None):
-    "Mean |value| per feature (`'bar'`, `'box'`), or every row's value coloured by the feature's value (`'beeswarm'`); returns the Axes"
+def plot(self:ShapValues, top=20, kind='bar', ax=None, title=None):
+    "Mean |value| per feature (`'bar'`), every row's |value| (`'box'`), or every row's value coloured by the feature's value (`'beeswarm'`); returns the Axes"
+    check_choice('plot kind', kind, shap_plot_kinds)
     if kind!='beeswarm': return ImportanceResult.plot(self, top=top, kind=kind, ax=ax, title=title)
-    shown = list(self.results.feature[:top])
+    shown = list(self.results.feature[:check_top(top)])
     if ax is None: _,ax = plt.subplots(figsize=(7, 1.2 + 0.4*len(shown)))
     cmap = plt.get_cmap('coolwarm')
     for pos,f in zip(range(len(shown)-1, -1, -1), shown):
@@ -369,6 +386,7 @@ def plot(self:ShapValues, kind='bar', top=20, ax=None, title=None):
     bar = ax.figure.colorbar(matplotlib.cm.ScalarMappable(cmap=cmap), ax=ax, ticks=[0, 1], aspect=40, pad=0.02)
     bar.set_ticklabels(['low', 'high']); bar.set_label('feature value')
     if title: ax.set_title(title)
+    ax.figure.tight_layout()  # room for long labels, on screen and in a saved file
     return ax
 
 # %% ../nbs/14_shapley.ipynb #e9b5f115
@@ -396,7 +414,7 @@ def waterfall(self:ShapValues, row, top=10, ax=None, title=None):
     ax.margins(x=0.15)  # room for the values written beyond the bars' ends
     ax.set_yticks(range(len(deltas)), labels)
     ax.set_xlabel(f'{self.output}: base value {self.base_value:.4g} (dashed) to prediction {self.predictions[row]:.4g}')
-    ax.set_title(ifnone(title, f'row {row!r}'))
+    ax.set_title(ifnone(title, f'row {row}'))
     ax.figure.tight_layout()
     return ax
 
@@ -509,45 +527,50 @@ class SageImportance(ImportanceResult):
         dl=None, # a ready labelled tabular dataloader, instead of `df`
         background:pd.DataFrame=None, # raw rows whose values stand in for absent features; default: rows of the training data
         n_background:int=100, # at most this many background rows, drawn with `seed`
-        groups:dict|list|str=None, # features that act as one player, e.g. `{'location': ['lat', 'lon']}`
+        groups:dict|list|str=None, # features that act as one player, e.g. `{'location': ['lat', 'lon']}`; `'auto'` groups associated ones
+        threshold:float=0.7, # association at which `groups='auto'` puts features in one group, in (0, 1]
         seed:int=None, # makes the result reproducible bit for bit
         n_permutations:int=None, # exactly this many permutations (rounded up to a multiple of four: two pairs per row visited); default: until converged
-        threshold:float=0.025, # converged when the largest standard error is below this fraction of the estimates' range
+        tol:float=0.025, # converged when the largest standard error is below this fraction of the estimates' range
         max_permutations:int=20000, # stop here even if not converged (with a warning)
         n_draws:int=8, # background rows drawn per permutation pair, jackknifed; at least the background's size: all of it
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar with the convergence ratio
         sample_weight=None, # a column name of `df` or one weight per row: each row's loss counts by its weight; rows of weight zero are not visited
+        unseen:str='error', # categories of `df` or `background` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Estimate the SAGE values of `learn`'s features on `df` by antithetic permutations until they converge"
         check_tabular_learner(learn)
         if n_permutations is not None: n_permutations = check_whole('n_permutations', n_permutations)
         max_permutations,n_draws = check_whole('max_permutations', max_permutations, 2),check_whole('n_draws', n_draws, 2)
-        threshold = check_number('threshold', threshold, 0, 1, low_open=True, high_open=True)
+        threshold,tol = check_number('threshold', threshold, 0, 1, low_open=True),check_number('tol', tol, 0, 1, low_open=True, high_open=True)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
         row_rng,perm_rng,bg_rng,draw_rng = _seeds(seed, 4)
         weights = weights_of(weights_for(learn, sample_weight, df, dl))  # equal weights: exactly the unweighted estimate
+        warn_untrained(learn)
         with kept(learn):
-            bg = background_engine(learn, background, n_background, bg_rng, bs)
-            data = Engine(learn, df, dl, bs, with_labels=True).data
-            players = Players(bg.units(groups), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
-            if players.m < 2: raise ValueError("SAGE needs at least two features")
+            bg = background_engine(learn, background, n_background, bg_rng, bs, unseen)
+            data = Engine(learn, df, dl, bs, with_labels=True, unseen=unseen, need="for SAGE, which averages the loss over rows").data
+            players = Players(bg.units(groups, threshold), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
+            if players.m < 2: raise InputError("SAGE needs at least two features")
             visits = math.ceil(ifnone(n_permutations, max_permutations)/4)
             with evaluating(learn):
                 game = Game(learn, players, data, bg.data, bg.bs)
-                tally,ratio,visited = sage_samples(game, visits, threshold, n_permutations is None,
+                tally,ratio,visited = sage_samples(game, visits, tol, n_permutations is None,
                                                    row_rng, perm_rng, draw_rng, n_draws, show_progress, weights)
             means,_,se = tally.estimate()
-            return cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < threshold, 4*visited, min(n_draws, bg.data.n), seed,
-                       None if weights is None else weights.numpy()[(tally.count[:, 0] > 0).cpu().numpy()])
+            res = cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < tol, 4*visited, min(n_draws, bg.data.n), seed,
+                      None if weights is None else weights.numpy()[(tally.count[:, 0] > 0).cpu().numpy()])
+        res.unseen = unseen_counts(data, bg.data)
+        return res
 
     def __repr__(self):
         state = 'converged' if self.converged else 'NOT converged'
         return (f"{type(self).__name__} ({self.n_permutations} permutations, {state}: convergence ratio {self.ratio:.3g}):\n"
-                f"{self.results.to_string(max_rows=30)}")
+                f"{self.results.to_string(max_rows=30)}{unseen_note(getattr(self, 'unseen', None))}")
 
 # %% ../nbs/14_shapley.ipynb #67c09229
-def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng, n_draws, show_progress=True, weights=None):
+def sage_samples(game, max_visits, tol, stop, row_rng, perm_rng, draw_rng, n_draws, show_progress=True, weights=None):
     "Each visited row's loss reductions per player, tallied (rows weighted by `weights` if given); the convergence ratio; the number of visits made"
     learn,data,background = game.learn,game.data,game.background
     m,nb,device = game.players.m,background.n,data.cats.device
@@ -570,10 +593,11 @@ def sage_samples(game, max_visits, threshold, stop, row_rng, perm_rng, draw_rng,
         empty = imputed_losses(learn, bg_probs[draws], y[rows], kind, sample)  # the same draws: a player the model ignores gets exactly zero
         tally.add(rows, -credit(empty[:, None], inner[..., None], full[rows][:, None], perm)[..., 0])
         ratio = convergence(*tally.estimate()[1:])
-        if show_progress: blocks.comment = f'convergence {ratio:.3f}, stops below {threshold}'
-        if stop and ratio < threshold: break
-    if stop and ratio >= threshold:
-        warnings.warn(f"SAGE did not converge in {4*max_visits} permutations (ratio {ratio:.3g} >= {threshold}); raise `max_permutations`")
+        if show_progress: blocks.comment = f'convergence {ratio:.3f}, stops below {tol}'
+        if stop and ratio < tol: break
+    if stop and ratio >= tol:
+        warnings.warn(f"SAGE did not converge in {4*max_visits} permutations (ratio {ratio:.3g} >= tol {tol}); "
+                      f"raise `max_permutations`, or `tol` to accept less precise estimates")
     return tally,ratio,min(start+q, max_visits)
 
 # %% ../nbs/14_shapley.ipynb #22100aed

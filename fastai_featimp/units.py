@@ -6,10 +6,11 @@
 from __future__ import annotations
 from fastai.tabular.all import *
 from .association import *
+from .checks import InputError, InputTypeError
 
 # %% auto #0
 __all__ = ['Feature', 'is_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features', 'group_name',
-           'group_features', 'split_groups', 'merge_associated', 'resolve_units']
+           'group_features', 'split_groups', 'auto_group_name', 'merge_associated', 'resolve_units']
 
 # %% ../nbs/02_units.ipynb #448953cd
 class Feature:
@@ -69,7 +70,7 @@ def _owner(feats, name):
     "The feature that owns column or feature `name`"
     if name in feats: return name
     owner = first(f for f,o in feats.items() if name in o.columns)
-    if owner is None: raise ValueError(f"unknown feature {name!r}; the features are: {', '.join(map(str, feats))}")
+    if owner is None: raise InputError(f"unknown feature {name!r}; the features are: {', '.join(map(str, feats))}")
     return owner
 
 # %% ../nbs/02_units.ipynb #1ed6dcdb
@@ -92,12 +93,12 @@ def group_features(feats, groups=None):
     seen,units = {},[]
     for gname,members in groups.items():
         if isinstance(members, str) or not is_listy(members) or not members:
-            raise ValueError(f"group {gname!r} must be a non-empty list of feature names, got {members!r}")
+            raise InputError(f"group {gname!r} must be a non-empty list of feature names, got {members!r}")
         owners = list(dict.fromkeys(_owner(feats, m) for m in members))
         if gname in feats and gname not in owners:
-            raise ValueError(f"group {gname!r} is named like a feature that is not in it; give the group another name")
+            raise InputError(f"group {gname!r} is named like a feature that is not in it; give the group another name")
         for o in owners:
-            if o in seen: raise ValueError(f"feature {o!r} is in two groups: {seen[o]!r} and {gname!r}")
+            if o in seen: raise InputError(f"feature {o!r} is in two groups: {seen[o]!r} and {gname!r}")
             seen[o] = gname
         units.append(merge_features(gname, [feats[o] for o in owners]))
     return units + [f for n,f in feats.items() if n not in seen]
@@ -107,24 +108,28 @@ def split_groups(groups):
     "`groups` as `(explicit, auto)`: the explicit groups as a dict, and whether `'auto'` asks for automatic ones"
     if groups is None: return {},False
     if isinstance(groups, str):
-        if groups != 'auto': raise ValueError(f"unknown `groups` {groups!r}; pass 'auto', a dict of name -> features, a list of feature lists, or a list mixing them")
+        if groups != 'auto': raise InputError(f"unknown `groups` {groups!r}; pass 'auto', a dict of name -> features, a list of feature lists, or a list mixing them")
         return {},True
     if isinstance(groups, dict): return dict(groups),False
-    if not is_listy(groups): raise TypeError(f"`groups` must be 'auto', a dict or a list, got {type(groups).__name__} {groups!r}")
+    if not is_listy(groups): raise InputTypeError(f"`groups` must be 'auto', a dict or a list, got {type(groups).__name__} {groups!r}")
     explicit,auto = {},False
     for g in groups:
         if isinstance(g, str) and g=='auto': auto = True
         elif isinstance(g, dict): explicit.update(g)
         elif is_listy(g): explicit[group_name(g)] = g
-        else: raise TypeError(f"each item of `groups` must be 'auto', a dict or a list of features, got {g!r}")
+        else: raise InputTypeError(f"each item of `groups` must be 'auto', a dict or a list of features, got {g!r}")
     return explicit,auto
 
 # %% ../nbs/02_units.ipynb #baafbf2b
+def auto_group_name(members, association):
+    "The name of an automatic group of `members`: its most central member and how many others it holds, e.g. `'worst radius +5'`"
+    return f"{most_central(association, members)} +{len(members)-1}"
+
 def merge_associated(units, association, threshold=0.7):
-    "`units` with those whose `association` (a units x units DataFrame) chains to `threshold` merged"
-    if len(units) < 2: raise ValueError(f"`groups='auto'` needs at least two features to group, got {len(units)}")
+    "`units` with those that are all associated at `threshold` or more (`association`, a units x units DataFrame) merged"
+    if len(units) < 2: raise InputError(f"`groups='auto'` needs at least two features to group, got {len(units)}")
     by_name = {u.name: u for u in units}
-    return [by_name[c[0]] if len(c)==1 else merge_features(group_name(c), [by_name[n] for n in c])
+    return [by_name[c[0]] if len(c)==1 else merge_features(auto_group_name(c, association), [by_name[n] for n in c])
             for c in association_clusters(association, threshold)]
 
 def resolve_units(feats, groups=None, threshold=0.7, association=None):

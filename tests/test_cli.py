@@ -1,5 +1,5 @@
 "`fastai-featimp`, end to end: an exported learner and a CSV in, tables, CSV files and plots out"
-import os, shutil, subprocess, sys
+import os, shutil, subprocess, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from fastai.learner import load_learner
@@ -173,3 +173,118 @@ def test_shap_and_sage(files, tmp_path, capsys):
     assert set(table.feature) == {'grp', 'x1', 'x3', 'x4', 'noise1', 'noise2'}
     assert main(['sage', str(export), str(data), '--seed', '0', '--n-background', '20', '--quiet']) == 0
     assert 'x1' in capsys.readouterr().out
+
+
+@pytest.fixture(scope='module')
+def shop_files(tmp_path_factory):
+    "A learner on categorical features of each kind a CSV changes (digit strings, words, integers, booleans), exported, and its rows as a CSV"
+    from test_files import files_df, kinds
+    from conftest import train_tabular
+    from fastai.tabular.all import rmse
+    df = files_df()
+    learn = train_tabular(df, kinds, ['x'], 'y', metrics=rmse, epochs=20, layers=(16,), n_valid=80)
+    tmp = tmp_path_factory.mktemp('shop')
+    learn.export(tmp/'shop.pkl')
+    clean = df.iloc[-80:]
+    clean.to_csv(tmp/'shop.csv', index=False)
+    unseen = clean.copy()
+    unseen.loc[unseen.index[::4], 'store'] = '99'
+    unseen.to_csv(tmp/'unseen.csv', index=False)
+    return learn, clean, tmp
+
+
+shop_calls = {  # each subcommand, and the call of the library that must give its numbers on the clean frame
+    'permutation': (['--seed', '0', '--repeats', '2'], lambda l, df: l.permutation_importance(df=df, n_repeats=2, seed=0, show_progress=False)),
+    'prediction': (['--seed', '0', '--repeats', '2'], lambda l, df: l.permutation_importance(df=df.drop(columns='y'), by='prediction', n_repeats=2,
+                                                                                               seed=0, show_progress=False)),
+    'dependence': (['store', '--seed', '0'], lambda l, df: l.partial_dependence('store', df=df, seed=0, show_progress=False)),
+    'shap': (['--seed', '0', '--n-background', '20'], lambda l, df: l.shap_values(df=df, background=df, n_background=20, seed=0, show_progress=False)),
+    'sage': (['--seed', '0', '--n-background', '20', '--max-permutations', '64'],
+             lambda l, df: l.sage_importance(df=df, background=df, n_background=20, max_permutations=64, seed=0, show_progress=False)),
+}
+
+
+@pytest.mark.parametrize('name', list(shop_calls))
+def test_csv_kinds(shop_files, name, capsys):
+    "Each subcommand reads the categorical columns as the learner saw them: the clean frame's numbers, and nothing on stderr with --quiet"
+    learn, clean, tmp = shop_files
+    args, call = shop_calls[name]
+    assert main([name, str(tmp/'shop.pkl'), str(tmp/'shop.csv'), *args, '--quiet', '--out', str(tmp/f'{name}.csv')]) == 0
+    out, err = capsys.readouterr()
+    assert err == '' or (name == 'sage' and err.count('\n') == 1 and 'did not converge' in err), err
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        expected = call(learn, clean)
+    written = pd.read_csv(tmp/f'{name}.csv', dtype={'store': str})
+    numeric = expected.results.select_dtypes('number').columns
+    np.testing.assert_allclose(written[numeric].to_numpy(float), expected.results[numeric].to_numpy(float), rtol=1e-9)
+    if name == 'dependence': assert written.store.tolist() == ['1', '10', '2', '3']
+    else: assert written.feature.tolist() == expected.results.feature.tolist() and 'store' in written.feature.tolist()
+    assert out.splitlines()[0].split()[0] == written.columns[0]
+
+
+def test_unseen_command(shop_files, capsys):
+    "A category the learner never saw stops the command with one line that names it and the command's own option; --unseen na goes on and says so, even with --quiet"
+    learn, clean, tmp = shop_files
+    base = ['permutation', str(tmp/'shop.pkl'), str(tmp/'unseen.csv'), '--seed', '0', '--repeats', '2', '--quiet']
+    assert main(base) == 1
+    out, err = capsys.readouterr()
+    assert out == '' and err.count('\n') == 1
+    assert "categorical column 'store' of '" in err and 'unseen.csv' in err and "'99' (str)" in err and '20 of 80 rows (25.0%)' in err and '--unseen na' in err, err
+    assert "unseen='na'" not in err
+    assert main(base + ['--unseen', 'na']) == 0
+    out, err = capsys.readouterr()
+    assert err == "fastai-featimp permutation: warning: read as missing (#na#), with --unseen na, values the learner never saw: 'store' in 20 row(s)\n"
+    assert out.splitlines()[0].split()[:2] == ['feature', 'importance']
+
+
+def test_sage_not_converged(shop_files, capsys):
+    "SAGE that stopped before converging is reported on stderr even with --quiet, naming an option the command has"
+    learn, clean, tmp = shop_files
+    assert main(['sage', str(tmp/'shop.pkl'), str(tmp/'shop.csv'), '--seed', '0', '--n-background', '10', '--max-permutations', '4', '--quiet']) == 0
+    out, err = capsys.readouterr()
+    assert err.count('\n') == 1 and err.startswith('fastai-featimp sage: warning: SAGE did not converge in 4 permutations'), err
+    assert 'raise --max-permutations (now 4)' in err and 'max_permutations' not in err
+    assert 'x' in out.split()
+
+
+def test_streams_process(shop_files):
+    "A real process: the table alone on stdout; on stderr progress, the summary and one line per warning (none at all with --quiet, not even torch's on import)"
+    learn, clean, tmp = shop_files
+    done = command('permutation', tmp/'shop.pkl', tmp/'shop.csv', '--seed', '0', '--repeats', '2')
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ['feature', 'importance'] and len(lines) == 6
+    shown = [l.split('\r')[-1].strip() for l in done.stderr.splitlines()]  # what a terminal shows of each line
+    assert any(s.startswith('importance: rmse increase when shuffled') for s in shown), done.stderr
+    progress = lambda s: s in ('', '█') or s.startswith('|') and s.endswith(']')
+    assert all(progress(s) or s.startswith('importance:') or s.startswith('fastai-featimp') for s in shown), done.stderr
+    assert all(s.startswith('fastai-featimp') for s in shown if 'Warning' in s), done.stderr  # one line each, named
+    assert 'warnings.warn(' not in done.stderr and 'Traceback' not in done.stderr
+    quiet = command('permutation', tmp/'shop.pkl', tmp/'shop.csv', '--seed', '0', '--repeats', '2', '--quiet')
+    assert quiet.returncode == 0 and quiet.stderr == '' and quiet.stdout == done.stdout
+
+
+def test_internal_error_process(shop_files):
+    "An exception the package did not raise as an input error is a bug: its traceback is shown, not dressed as a user error"
+    learn, clean, tmp = shop_files
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')]), 'MPLBACKEND': 'Agg'}
+    script = ("import sys, fastai_featimp.cli as cli, fastai_featimp.permutation as p\n"
+              "def broken(*args, **kwargs): raise ValueError('a bug deep inside')\n"
+              "p.PermutationImportance.compute = classmethod(broken)\n"
+              f"sys.exit(cli.main(['permutation', {str(tmp/'shop.pkl')!r}, {str(tmp/'shop.csv')!r}, '--quiet']))")
+    done = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ''
+    assert 'Traceback (most recent call last)' in done.stderr and 'ValueError: a bug deep inside' in done.stderr
+    assert 'fastai-featimp permutation: error' not in done.stderr
+
+
+def test_internal_error(shop_files, monkeypatch, capsys):
+    "In Python, `main` lets an exception that is not an `InputError` through, ValueError and TypeError included"
+    learn, clean, tmp = shop_files
+    import fastai_featimp.permutation as p
+    for error in (RuntimeError, ValueError, TypeError):
+        def broken(*args, **kwargs): raise error('a bug')
+        monkeypatch.setattr(p.PermutationImportance, 'compute', classmethod(broken))
+        with pytest.raises(error, match='a bug'): main(['permutation', str(tmp/'shop.pkl'), str(tmp/'shop.csv'), '--quiet'])
+    assert capsys.readouterr().err == ''

@@ -162,14 +162,14 @@ def test_auto_group_gets_the_pairs_full_importance(near_copies):
     plain = by_feature(learn.permutation_importance(metric='loss', seed=0, show_progress=False))
     auto_result = learn.permutation_importance(metric='loss', groups='auto', seed=0, show_progress=False)
     auto = by_feature(auto_result)
-    assert list(auto.index) == ['x1+x1b', 'other', 'noise']
-    assert auto.loc['x1+x1b', 'type'] == 'group' and auto.loc['x1+x1b', 'columns'] == ['x1', 'x1b']
-    pair = auto.loc['x1+x1b', 'importance']
+    assert list(auto.index) == ['x1 +1', 'other', 'noise']
+    assert auto.loc['x1 +1', 'type'] == 'group' and auto.loc['x1 +1', 'columns'] == ['x1', 'x1b']
+    pair = auto.loc['x1 +1', 'importance']
     # each copy alone looks small next to the pair; their sum falls short of the pair's importance too
     assert plain.loc['x1', 'importance'] < 0.5*pair and plain.loc['x1b', 'importance'] < 0.5*pair
-    assert plain.loc['x1', 'ci_high'] + plain.loc['x1b', 'ci_high'] < auto.loc['x1+x1b', 'ci_low']
+    assert plain.loc['x1', 'ci_high'] + plain.loc['x1b', 'ci_high'] < auto.loc['x1 +1', 'ci_low']
     # the automatic group is the explicit one: same unit, same permutations, the same numbers
-    explicit = learn.permutation_importance(metric='loss', groups={'x1+x1b': ['x1', 'x1b']}, seed=0, show_progress=False)
+    explicit = learn.permutation_importance(metric='loss', groups={'x1 +1': ['x1', 'x1b']}, seed=0, show_progress=False)
     assert np.array_equal(explicit.scores, auto_result.scores)
     # shuffling the pair together is what a model that never saw them would lose: most of the error
     assert pair > 10*auto.loc['other', 'importance'] > 0
@@ -185,22 +185,24 @@ def test_dendrogram_puts_the_pair_together(near_copies):
     assert corr.linkage[0, 2] == pytest.approx(1 - corr.matrix.loc['x1', 'x1b']) and corr.linkage[0, 2] < 0.01
     labels = hierarchy.fcluster(corr.linkage, 1 - corr.threshold, criterion='distance')
     assert labels[0] == labels[1] and len(set(labels)) == 3
-    assert corr.groups == {'x1+x1b': ['x1', 'x1b']}
-    # the loosest threshold joins everything, the strictest nothing but exact copies
+    assert corr.groups == {'x1 +1': ['x1', 'x1b']}
+    # the strictest threshold joins nothing but exact copies; a loose one only features all associated at it
     assert len(learn.feature_correlation(threshold=1.0).groups) == 0
-    assert learn.feature_correlation(threshold=0.001).groups == {'x1+x1b+other+noise': names}
+    for t in (0.001, 0.02, 0.1):
+        loose = learn.feature_correlation(threshold=t)
+        assert all(loose.matrix.loc[g, g].to_numpy().min() >= t for g in loose.groups.values())
 
 
 def test_auto_combines_with_explicit_groups(near_copies):
     learn, _ = near_copies
     kw = dict(n_repeats=1, seed=0, show_progress=False)
     separate = by_feature(learn.permutation_importance(groups=['auto', {'rest': ['other', 'noise']}], **kw))
-    assert sorted(separate.index) == ['rest', 'x1+x1b']
+    assert sorted(separate.index) == ['rest', 'x1 +1']
     assert separate.loc['rest', 'columns'] == ['other', 'noise']
     # an explicit group that holds one copy takes the other one along, and says so in its name
     absorbed = by_feature(learn.permutation_importance(groups=['auto', ['x1', 'noise']], **kw))
-    assert sorted(absorbed.index) == ['other', 'x1+noise+x1b']
-    assert sorted(absorbed.loc['x1+noise+x1b', 'columns']) == ['noise', 'x1', 'x1b']
+    assert sorted(absorbed.index) == ['other', 'x1+noise +1']
+    assert sorted(absorbed.loc['x1+noise +1', 'columns']) == ['noise', 'x1', 'x1b']
 
 
 def dependent_df(n=2000, seed=0):
@@ -321,3 +323,36 @@ def test_auto_needs_two_features():
     # a lone feature conditioned on nothing falls back to plain permutation, and says so
     cond = by_feature(learn.permutation_importance(conditional=True, n_repeats=1, seed=0, show_progress=False))
     assert 'plain permutation' in cond.loc['x1', 'note']
+
+
+@pytest.fixture(scope='module')
+def breast_cancer():
+    "A classifier on scikit-learn's breast-cancer data: 30 measurements, many of them near copies of others"
+    from sklearn.datasets import load_breast_cancer
+    data = load_breast_cancer(as_frame=True)
+    df = data.frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    df['target'] = df.target.map({0: 'malignant', 1: 'benign'})
+    learn = train_tabular(df, [], list(data.feature_names), 'target', y_block=CategoryBlock(), epochs=1, layers=(16,))
+    return learn, df
+
+
+def test_breast_cancer_auto_groups_are_readable(breast_cancer):
+    """Complete linkage: every pair inside an automatic group is associated at `threshold` or more (single linkage put
+    21 of the 30 features in one group, with a pair at 0.001); each group is named after its most central member"""
+    learn, df = breast_cancer
+    for threshold in (0.7, 0.9):
+        corr = learn.feature_correlation(threshold=threshold)
+        m = corr.matrix
+        groups = corr.groups
+        assert groups and max(map(len, groups.values())) <= 8
+        for name, members in groups.items():
+            assert m.loc[members, members].to_numpy().min() >= threshold
+            central = m.loc[members, members].mean(1)
+            assert name == f'{central.idxmax()} +{len(members)-1}' and central[name.rsplit(' +', 1)[0]] == central.max()
+            assert type(name) is str and all(type(n) is str for n in members)
+    # the names stay short however large the group, and the table keeps every member
+    res = learn.permutation_importance(groups='auto', n_repeats=1, seed=0, show_progress=False).results.set_index('feature')
+    auto = learn.feature_correlation().groups
+    for name, members in auto.items():
+        assert res.loc[name, 'type'] == 'group' and res.loc[name, 'columns'] == members
+    assert res.index.map(len).max() <= max(map(len, df.columns)) + 4

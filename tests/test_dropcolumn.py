@@ -130,12 +130,12 @@ def test_auto_groups_on_a_dataframe_by_the_loss(redundant, capsys):
     assert capsys.readouterr().out == ''  # silenced: not even fastprogress's glyph
     pd.testing.assert_frame_equal(valid, df.iloc[-200:])
     assert auto.metric_name == 'loss' and auto.label == 'loss increase when dropped and retrained'
-    assert sorted(auto.results.feature) == ['grp', 'noise', 'x+x_copy', 'z']
-    assert auto.results.set_index('feature').loc['x+x_copy', 'columns'] == ['x', 'x_copy']
+    assert sorted(auto.results.feature) == ['grp', 'noise', 'x +1', 'z']
+    assert auto.results.set_index('feature').loc['x +1', 'columns'] == ['x', 'x_copy']
     # the loss is the mean squared error: the square of the rmse of the same network on the same rows
     assert auto.baseline_scores[0] == pytest.approx(single.baseline_scores[0]**2, rel=1e-4)
     def retrained(res, unit): return res.baseline_scores[0] + res.scores[res.results.feature.tolist().index(unit), 0]
-    assert retrained(auto, 'x+x_copy') == pytest.approx(retrained(pair, 'pair')**2, rel=1e-4)
+    assert retrained(auto, 'x +1') == pytest.approx(retrained(pair, 'pair')**2, rel=1e-4)
     assert retrained(auto, 'z') == pytest.approx(retrained(single, 'z')**2, rel=1e-4)
     assert_unchanged(learn, redundant.snap)
 

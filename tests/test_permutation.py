@@ -262,5 +262,5 @@ def test_plots(regression):
     assert [t.get_text() for t in ax.get_yticklabels()] == pi.results.feature.tolist()[:3]
     ax = pi.plot(kind='box')
     assert len(ax.get_yticklabels()) == len(pi.results)
-    with pytest.raises(ValueError, match="'bar' or 'box'"): pi.plot(kind='pie')
+    with pytest.raises(ValueError, match=r"choose one of \('bar', 'box'\)"): pi.plot(kind='pie')
     assert '<table' in pi._repr_html_() and 'x1' in repr(pi)

@@ -98,6 +98,7 @@ def known_contributions(learn, rows, background):
     return {f: (x[f] - b[f].mean()).double().numpy() for f in x}
 
 
+@pytest.mark.filterwarnings('ignore:this learner was never trained')  # its weights are set by construction
 @pytest.mark.parametrize('max_evals', [None, 22])
 def test_additive_model_gives_known_contributions(regression, max_evals):
     learn,df = additive_learner(regression)
@@ -109,6 +110,7 @@ def test_additive_model_gives_known_contributions(regression, max_evals):
     assert (sv.std.to_numpy() < 1e-6).all()
 
 
+@pytest.mark.filterwarnings('ignore:this learner was never trained')  # its weights are set by construction
 def test_na_companion_moves_with_its_feature(regression):
     "A model that reads only `x3_na` credits `x3`, the one player that owns the column"
     learn,df = additive_learner(regression, missing_only=True)
@@ -122,6 +124,7 @@ def test_na_companion_moves_with_its_feature(regression):
     assert sv.data.x3[missing].isna().all()
 
 
+@pytest.mark.filterwarnings('ignore:this learner was never trained')  # its weights are set by construction
 def test_groups_are_one_player(regression):
     learn,df = additive_learner(regression)
     rows,background = df.iloc[-30:],df.iloc[:40]
@@ -166,6 +169,7 @@ def test_seeds_are_bit_for_bit(regression):
     assert learn.model.training == False or all(m.training for m in learn.model.modules())
 
 
+@pytest.mark.filterwarnings('ignore:this learner was never trained')  # its weights are set by construction
 def test_sage_ranks_additive_features_by_variance(regression):
     learn,df = additive_learner(regression)
     rows,background = df.iloc[-600:].copy(),df.iloc[:100]

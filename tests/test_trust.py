@@ -1,6 +1,6 @@
 "Trust: every entry point refuses bad input up front and leaves the learner, the frame and the random state as they were"
 
-import random, re
+import inspect, io, random, re, warnings
 from contextlib import contextmanager
 from copy import deepcopy
 from types import SimpleNamespace
@@ -170,13 +170,22 @@ ENTRIES = {
     'partial_dependence_2d':   entry('partial_dependence', ['x1', 'grp'], n_points=3, **quiet),
     'value_importance':        entry('value_importance', 'grp', **quiet),
     'drop_column':             entry('drop_column_importance', fit=fit_once, seeds=(0,), **quiet),
+    'shap_values':             entry('shap_values', n_background=20, seed=0, **quiet),
+    'shap_values_auto':        entry('shap_values', groups='auto', n_background=20, seed=0, **quiet),
+    'sage':                    entry('sage_importance', n_background=20, n_permutations=40, seed=0, **quiet),
+    'sage_auto':               entry('sage_importance', groups='auto', n_background=20, n_permutations=40, seed=0, **quiet),
+    'ale':                     entry('accumulated_local_effects', 'x1', bins=4, **quiet),
+    'ale_2d':                  entry('accumulated_local_effects', ['x1', 'x2'], bins=3, **quiet),
 }
 ALL = list(ENTRIES)
 PERMUTATION = [e for e in ALL if e.startswith('permutation')]
+SHAPLEY = ['shap_values', 'shap_values_auto', 'sage', 'sage_auto']
+AUTO = ['permutation_auto', 'feature_correlation', 'shap_values_auto', 'sage_auto']
 LABELLED = ['permutation', 'permutation_groups', 'permutation_auto', 'permutation_conditional', 'value_importance', 'drop_column']
-UNLABELLED = [e for e in ALL if e not in LABELLED]
-WITH_BS = [e for e in ALL if e != 'drop_column']
-SEEDED = PERMUTATION + ['partial_dependence', 'partial_dependence_2d']
+READS_LABELS = LABELLED + ['sage', 'sage_auto']  # SAGE scores the loss, without a choice of metric
+UNLABELLED = [e for e in ALL if e not in READS_LABELS]
+WITH_BS = [e for e in ALL if e not in ('drop_column', 'feature_correlation')]
+SEEDED = PERMUTATION + ['partial_dependence', 'partial_dependence_2d'] + SHAPLEY
 WITH_PROGRESS = [e for e in ALL if e != 'feature_correlation']
 
 def my_score(preds, targs):
@@ -205,9 +214,19 @@ BAD_PARAMETERS = [
     ('show_progress=no',     dict(show_progress='no'), TypeError, ['show_progress', "'no'"], WITH_PROGRESS),
     ('by=labels',            dict(by='labels'), ValueError, ['by', "'labels'"], ['permutation', 'value_importance']),
     ('kind=pct',             dict(kind='pct'), TypeError, ['kind'], ['permutation']),
-    ('groups=5',             dict(groups=5), TypeError, ['groups', '5'], ['permutation', 'drop_column']),
-    ('threshold=2',          dict(threshold=2), ValueError, ['threshold', '2'], ['permutation_auto', 'feature_correlation']),
-    ('threshold=str',        dict(threshold='0.7'), TypeError, ['threshold', "'0.7'"], ['permutation_auto', 'feature_correlation']),
+    ('groups=5',             dict(groups=5), TypeError, ['groups', '5'], ['permutation', 'drop_column', 'shap_values', 'sage']),
+    ('threshold=2',          dict(threshold=2), ValueError, ['threshold', '2'], AUTO),
+    ('threshold=str',        dict(threshold='0.7'), TypeError, ['threshold', "'0.7'"], AUTO),
+    ('threshold=0',          dict(threshold=0), ValueError, ['threshold', '0'], AUTO),
+    ('tol=0',                dict(tol=0), ValueError, ['tol', '0'], ['sage']),
+    ('tol=1',                dict(tol=1), ValueError, ['tol', '1'], ['sage']),
+    ('tol=str',              dict(tol='0.1'), TypeError, ['tol', "'0.1'"], ['sage']),
+    ('n_background=1',       dict(n_background=1), ValueError, ['n_background', '1'], ['shap_values', 'sage']),
+    ('max_evals=1.5',        dict(max_evals=1.5), TypeError, ['max_evals', '1.5'], ['shap_values']),
+    ('n_permutations=0',     dict(n_permutations=0), ValueError, ['n_permutations', '0'], ['sage']),
+    ('max_permutations=1',   dict(max_permutations=1), ValueError, ['max_permutations', '1'], ['sage']),
+    ('n_draws=1.0',          dict(n_draws=1.0), TypeError, ['n_draws', '1.0'], ['sage']),
+    ('output=nope',          dict(output='nope'), ValueError, ['output', "'nope'"], ['shap_values']),
     ('min_association=0',    dict(min_association=0), ValueError, ['min_association'], ['permutation_conditional']),
     ('max_conditioning=1.5', dict(max_conditioning=1.5), TypeError, ['max_conditioning', '1.5'], ['permutation_conditional']),
     ('n_bins=True',          dict(n_bins=True), TypeError, ['n_bins', 'True'], ['permutation_conditional']),
@@ -261,8 +280,8 @@ BAD_FRAMES = [
     ('string_in_cont',   lambda df: with_text(df, 'x1', 123, 'abc'), ValueError, ['x1', '123'], ALL),
     ('inf',              lambda df: with_value(df, 'x2', 57, np.inf), ValueError, ['x2', '57'], ALL),
     ('minus_inf',        lambda df: with_value(df.astype({'cnt': float}), 'cnt', 201, -np.inf), ValueError, ['cnt', '201'], ALL),
-    ('string_labels',    lambda df: df.assign(y=df.y.astype(str)), ValueError, ['y'], LABELLED),
-    ('missing_label',    lambda df: with_value(df, 'y', 42, np.nan), ValueError, ['y', '42'], LABELLED),
+    ('string_labels',    lambda df: df.assign(y=df.y.astype(str)), ValueError, ['y'], READS_LABELS),
+    ('missing_label',    lambda df: with_value(df, 'y', 42, np.nan), ValueError, ['y', '42'], READS_LABELS),
 ]
 
 @pytest.mark.parametrize('name,case', [(e, c) for c in BAD_FRAMES for e in c[-1]],
@@ -308,7 +327,7 @@ def test_numpy_integers_are_whole_numbers(reg):
     b = learn.partial_dependence('x1', n_points=4, ice=5, seed=1, bs=64, **quiet)
     same_result(a, b); pd.testing.assert_frame_equal(a.ice, b.ice)
     same_result(learn.value_importance('grp', bs=i(64), **quiet), learn.value_importance('grp', bs=64, **quiet))
-    same_result(learn.feature_correlation(bs=i(64), threshold=np.float32(0.5)), learn.feature_correlation(bs=64, threshold=0.5))
+    same_result(learn.feature_correlation(threshold=np.float32(0.5)), learn.feature_correlation(threshold=0.5))
     assert learn.permutation_importance(conditional=np.True_, max_conditioning=i(1), n_bins=i(3), n_repeats=1, seed=0, **quiet).conditional
 
 def test_numpy_seeds(reg):
@@ -373,10 +392,10 @@ def test_integer_names_permutation(intcols):
     learn = intcols.learn
     res = learn.permutation_importance(n_repeats=2, seed=0, **quiet).results
     assert sorted(res.feature.tolist()) == [0, 1, 2, 3, 4]
-    for groups in ('auto', [[0, 1]]):
+    for groups,name in (('auto', '0 +1'), ([[0, 1]], '0+1')):
         res = learn.permutation_importance(groups=groups, n_repeats=2, seed=0, **quiet).results.set_index('feature')
-        assert sorted(res.index, key=str) == ['0+1', 2, 3, 4]
-        assert res.loc['0+1', 'columns'] == [0, 1] and res.loc[2, 'columns'] == [2]
+        assert sorted(res.index, key=str) == [name, 2, 3, 4]
+        assert res.loc[name, 'columns'] == [0, 1] and res.loc[2, 'columns'] == [2]
     res = learn.permutation_importance(groups={'pair': [0, 1]}, n_repeats=2, seed=0, **quiet).results
     assert sorted(res.feature.tolist(), key=str) == [2, 3, 4, 'pair']
     res = learn.permutation_importance(conditional=True, n_repeats=2, seed=0, **quiet).results.set_index('feature')
@@ -385,7 +404,7 @@ def test_integer_names_permutation(intcols):
 def test_integer_names_correlation(intcols):
     corr = intcols.learn.feature_correlation()
     assert corr.matrix.index.tolist() == [0, 1, 2, 3, 4] and corr.matrix.columns.tolist() == [0, 1, 2, 3, 4]
-    assert corr.groups == {'0+1': [0, 1]}
+    assert corr.groups == {'0 +1': [0, 1]} and all(type(n) is int for n in corr.groups['0 +1'])
     corr.plot(); corr.plot(kind='heatmap')
 
 def test_integer_names_dependence(intcols):
@@ -454,9 +473,12 @@ def results(reg):
     return SimpleNamespace(learn=learn, permutation=ENTRIES['permutation'](learn), prediction=ENTRIES['permutation_prediction'](learn),
                            correlation=ENTRIES['feature_correlation'](learn), dependence=ENTRIES['partial_dependence'](learn),
                            dependence_2d=ENTRIES['partial_dependence_2d'](learn), values=ENTRIES['value_importance'](learn),
-                           dropped=ENTRIES['drop_column'](learn), variance=vi)
+                           values_prediction=learn.value_importance('grp', by='prediction', **quiet),
+                           dropped=ENTRIES['drop_column'](learn), variance=vi, shap=ENTRIES['shap_values'](learn),
+                           sage=ENTRIES['sage'](learn))
 
-RANKED = ['permutation', 'prediction', 'values', 'dropped', 'variance']
+RANKED = ['permutation', 'prediction', 'values', 'dropped', 'variance', 'shap', 'sage']
+KINDS = {'values': ('bar',), 'shap': ('bar', 'box', 'beeswarm')}  # what each ranked result draws; the others: bar and box
 BAD_PLOTS = [
     ('top=-1',    dict(top=-1), ValueError, ['top', '-1']),
     ('top=0',     dict(top=0), ValueError, ['top', '0']),
@@ -493,6 +515,49 @@ def test_ranked_plot_shows_top(results):
         assert len(ax.get_yticklabels()) == 2
     plt.close('all')
 
+@pytest.mark.parametrize('which', RANKED + ['values_prediction'])
+def test_one_plot_signature(results, which):
+    "Every ranked result's `plot` takes `top` first and `kind` second; an unknown kind is answered with every kind it draws"
+    res = getattr(results, which)
+    assert list(inspect.signature(res.plot).parameters)[:2] == ['top', 'kind']
+    assert len(res.plot(3).get_yticklabels()) == 3
+    for kind in KINDS.get(which, ('bar', 'box')):
+        assert len(res.plot(2, kind).get_yticklabels()) == 2
+    with pytest.raises(ValueError) as info: res.plot(3, 'pie')
+    for kind in KINDS.get(which, ('bar', 'box')): assert f"'{kind}'" in str(info.value), str(info.value)
+    plt.close('all')
+
+def test_boxes_of_rows_are_not_labelled_mean(results):
+    "Per-row boxes show single rows' numbers: their axis does not say 'mean', the bars' does"
+    for res in (results.prediction, results.values_prediction, results.shap):
+        assert res.plot(kind='bar').get_xlabel().startswith('mean ')
+        assert 'mean' not in res.plot(kind='box').get_xlabel()
+    plt.close('all')
+
+def test_beeswarm_and_waterfall_fit_their_labels(reg):
+    "Long feature names are not cut when the beeswarm is saved; the waterfall's title names the row plainly"
+    long = {c: f'{c} measured at the second visit, in standard units' for c in ['x1', 'x2', 'x3', 'cnt']}
+    df = reg.df.rename(columns=long)
+    learn = train_tabular(df, ['grp', 'flag'], list(long.values()), 'y', epochs=1, layers=(8,))
+    sv = learn.shap_values(n_background=10, seed=0, **quiet)
+    ax = sv.plot(kind='beeswarm')
+    ax.figure.savefig(io.BytesIO(), format='png')  # draws with the saved file's renderer
+    renderer = ax.figure.canvas.get_renderer()
+    for label in ax.get_yticklabels():
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= ax.figure.bbox.width, label.get_text()
+    row = np.int64(sv.index[0])  # as an index read from an array gives it
+    assert sv.waterfall(row).get_title() == f'row {int(row)}'
+    plt.close('all')
+
+def test_legends_do_not_cover_curves(results):
+    "The legend of a plot with several outputs or types stands outside the axes"
+    ax = results.permutation.plot()
+    ax.figure.canvas.draw()
+    legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= frame.x1
+    plt.close('all')
+
 
 @pytest.mark.parametrize('make', [
     lambda learn: PermutationImportance(learn, **quiet),
@@ -513,3 +578,44 @@ def test_variance_importance_bad_parameters(reg):
     vi = VarianceImportance()
     assert 'VarianceImportance' in repr(vi)
     with pytest.raises(ValueError): vi.plot()
+
+
+# --- empty and one-row frames, untrained learners, more repeats than orders ---------------------------------------
+
+@pytest.mark.parametrize('name', ALL)
+@pytest.mark.parametrize('n', [0, 1])
+def test_too_few_rows(reg, name, n):
+    "No row, or one where the method needs two: refused before any forward pass, with the count and what the rows are for"
+    if name.startswith('shap_values') and n == 1: pytest.skip('one row is explained: see test_shap_values_of_one_row')
+    frame = reg.df.iloc[:n]
+    assert_refused(lambda: ENTRIES[name](reg.learn, df=frame), reg.learn, ValueError, ['rows', str(n)], frame)
+    with pytest.raises(ValueError) as info: ENTRIES[name](reg.learn, df=frame)
+    if name not in PERMUTATION + ['drop_column']: assert 'perturb' not in str(info.value), str(info.value)
+
+def test_shap_values_of_one_row(reg):
+    "Explaining a single prediction is legitimate: its values add up from the base value to its prediction"
+    sv = ENTRIES['shap_values'](reg.learn, df=reg.df.iloc[[7]])
+    assert list(sv.index) == [7]
+    assert sv.values.loc[7].sum() == pytest.approx(sv.predictions[7] - sv.base_value, abs=1e-4)
+
+UNTRAINED_WARNED = ['permutation', 'partial_dependence', 'value_importance', 'shap_values', 'sage']
+
+@pytest.mark.parametrize('name', UNTRAINED_WARNED)
+def test_untrained_learner_warns(reg, name):
+    "A learner that never saw a training batch would be explained from its random weights: a UserWarning says so"
+    fresh = tabular_learner(reg.learn.dls, layers=[8], metrics=rmse)
+    with pytest.warns(UserWarning, match='never trained'): ENTRIES[name](fresh)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        ENTRIES[name](reg.learn)
+    assert not [w for w in caught if 'never trained' in str(w.message)]
+
+def test_more_repeats_than_orders_warns(reg):
+    "Five rows have 120 orders: more repeats only repeat shuffles, and a UserWarning says so"
+    five = reg.df.iloc[:5]
+    with pytest.warns(UserWarning, match='120 different orders'):
+        reg.learn.permutation_importance(df=five, n_repeats=200, seed=0, **quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        reg.learn.permutation_importance(df=five, n_repeats=100, seed=0, **quiet)
+    assert not [w for w in caught if 'different orders' in str(w.message)]
