@@ -130,6 +130,8 @@ options = dict(
     output = (['--output'], dict(metavar='CLASS', help="the class whose probability is explained (default: the last)")),
     max_permutations = (['--max-permutations'], dict(type=int, default=20000, metavar='N', help="stop after this many "
                         "permutations even if the values have not converged, which is then said on stderr (default: 20000)")),
+    sample_weight = (['--sample-weight'], dict(metavar='COLUMN', help="a column of the CSV holding one non-negative "
+                     "weight per row: each row counts by its weight in the scores and means (default: equal weights)")),
     max_evals = (['--max-evals'], dict(type=int, metavar='N', help="model evaluations per row, in coalitions; "
                  "default: exact values up to 10 features, else a budget that keeps the error near one per cent")),
 )
@@ -142,17 +144,19 @@ class Subcommand:
 def permutation(learn, df, args):
     "How much worse the learner's metric gets when each feature is shuffled"
     return learn.permutation_importance(df=df, n_repeats=args.repeats, seed=args.seed, metric=args.metric,
-                                        groups=args.groups, show_progress=not args.quiet, unseen=args.unseen)
+                                        groups=args.groups, show_progress=not args.quiet, unseen=args.unseen,
+                                        sample_weight=args.sample_weight)
 
 def prediction(learn, df, args):
     "How far the learner's predictions move when each feature is shuffled"
     return learn.permutation_importance(df=df, by='prediction', n_repeats=args.repeats, seed=args.seed,
-                                        groups=args.groups, show_progress=not args.quiet, unseen=args.unseen)
+                                        groups=args.groups, show_progress=not args.quiet, unseen=args.unseen,
+                                        sample_weight=args.sample_weight)
 
 def dependence(learn, df, args):
     "The learner's mean prediction with a feature (or two) set to each value of a grid in every row"
     return learn.partial_dependence(args.feature, df=df, n_points=args.points, ice=args.ice, seed=args.seed,
-                                    show_progress=not args.quiet, unseen=args.unseen)
+                                    show_progress=not args.quiet, unseen=args.unseen, sample_weight=args.sample_weight)
 
 def background(learn, args, df):
     "The background rows: the `--background` CSV, else the data's own rows"
@@ -162,13 +166,13 @@ def shap(learn, df, args):
     "Shapley values of the learner's predictions on each row; the table ranks features by mean |value|"
     return learn.shap_values(df=df, background=background(learn, args, df), n_background=args.n_background, output=args.output,
                              groups=args.groups, max_evals=args.max_evals, seed=args.seed, show_progress=not args.quiet,
-                             unseen=args.unseen)
+                             unseen=args.unseen, sample_weight=args.sample_weight)
 
 def sage(learn, df, args):
     "SAGE: how much of the learner's loss each feature explains, as Shapley values of the loss"
     return learn.sage_importance(df=df, background=background(learn, args, df), n_background=args.n_background,
                                  groups=args.groups, seed=args.seed, max_permutations=args.max_permutations,
-                                 show_progress=not args.quiet, unseen=args.unseen)
+                                 show_progress=not args.quiet, unseen=args.unseen, sample_weight=args.sample_weight)
 
 def not_converged(r, args):
     "SAGE's problem, if it did not converge, in the command's own terms"
@@ -177,14 +181,14 @@ def not_converged(r, args):
             f"rougher than their standard errors say; raise --max-permutations (now {args.max_permutations})"]
 
 subcommands = dict(
-    permutation = Subcommand(permutation, permutation.__doc__, 'metric repeats seed groups', needs_labels=True,
+    permutation = Subcommand(permutation, permutation.__doc__, 'metric repeats seed groups sample_weight', needs_labels=True,
                              summary=lambda r: f"importance: {r.label}; baseline {r.metric_name} {r.baseline:.6g}; seed {r.seed}"),
-    prediction = Subcommand(prediction, prediction.__doc__, 'repeats seed groups',
+    prediction = Subcommand(prediction, prediction.__doc__, 'repeats seed groups sample_weight',
                             summary=lambda r: f"importance: {r.label}; seed {r.seed}"),
-    dependence = Subcommand(dependence, dependence.__doc__, 'feature points ice seed'),
-    shap = Subcommand(shap, shap.__doc__, 'background n_background output max_evals seed groups',
+    dependence = Subcommand(dependence, dependence.__doc__, 'feature points ice seed sample_weight'),
+    shap = Subcommand(shap, shap.__doc__, 'background n_background output max_evals seed groups sample_weight',
                       summary=lambda r: f"base value {r.base_value:.6g} ({r.output}); seed {r.seed}"),
-    sage = Subcommand(sage, sage.__doc__, 'background n_background max_permutations seed groups', needs_labels=True,
+    sage = Subcommand(sage, sage.__doc__, 'background n_background max_permutations seed groups sample_weight', needs_labels=True,
                       summary=lambda r: f"importance: {r.label}; seed {r.seed}", problems=not_converged),
 )
 

@@ -288,3 +288,21 @@ def test_internal_error(shop_files, monkeypatch, capsys):
         monkeypatch.setattr(p.PermutationImportance, 'compute', classmethod(broken))
         with pytest.raises(error, match='a bug'): main(['permutation', str(tmp/'shop.pkl'), str(tmp/'shop.csv'), '--quiet'])
     assert capsys.readouterr().err == ''
+
+
+def test_sample_weight(files, regression, capsys):
+    "`--sample-weight` names a column of the CSV: the numbers are the API's with that column as `sample_weight`; a missing column is a one-line error"
+    export,data,tmp = files
+    df = pd.read_csv(data).assign(w=lambda d: 1 + d.x4.abs())
+    df.to_csv(tmp/'weighted.csv', index=False)
+    assert main(['permutation', str(export), str(tmp/'weighted.csv'), '--seed', '3', '--repeats', '2', '--sample-weight', 'w',
+                 '--quiet', '--out', str(tmp/'weighted_out.csv')]) == 0
+    written = pd.read_csv(tmp/'weighted_out.csv')
+    expected = regression[0].permutation_importance(df=df, n_repeats=2, seed=3, sample_weight='w', show_progress=False).results
+    unweighted = regression[0].permutation_importance(df=df, n_repeats=2, seed=3, show_progress=False).results
+    np.testing.assert_allclose(written.set_index('feature').importance, expected.set_index('feature').importance.loc[written.feature], rtol=1e-9)
+    assert not np.allclose(expected.set_index('feature').importance, unweighted.set_index('feature').importance.loc[expected.feature])
+    capsys.readouterr()
+    assert main(['prediction', str(export), str(tmp/'weighted.csv'), '--sample-weight', 'wt', '--quiet']) == 1
+    out,err = capsys.readouterr()
+    assert out == '' and "`sample_weight` names column 'wt'" in err and len(err.strip().splitlines()) == 1
