@@ -68,3 +68,4 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/viann_overhead.py
 	$(BIN)/python benchmarks/viann_validation.py
 	$(BIN)/python benchmarks/weights.py
+	$(BIN)/python benchmarks/ale.py

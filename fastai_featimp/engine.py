@@ -12,15 +12,21 @@ from .units import *
 from .scoring import *
 
 # %% auto #0
-__all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'default_bs', 'progress', 'Evaluator',
+__all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs', 'progress', 'Evaluator',
            'normalization', 'rounded', 'FeatureValues', 'output_names', 'warn_all_missing', 'test_dataloader', 'Engine',
            'bn_affine', 'folded', 'LinearInput']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
+def _reads_whole(dl):
+    "Whether `dl` is a plain tabular dataloader, whose batches are `ReadTabBatch` of its rows: then one batch of all rows is its data"
+    return isinstance(dl, TabDataLoader) and isinstance(dl.dataset, TabularPandas) and not dl.before_batch.fs \
+        and all(isinstance(t, ReadTabBatch) for t in dl.after_batch.fs)
+
 class TabularTensors:
     "The inputs and targets of a tabular dataloader, encoded once, as tensors on `device`, with the rows' index"
     def __init__(self, dl, device=None):
-        batches = list(dl.new(bs=min(max(len(dl.dataset), 1), 65536), shuffle=False, drop_last=False))
+        if _reads_whole(dl): batches = [dl.after_batch(dl.dataset)]  # the same tensors, without indexing the rows one by one
+        else: batches = list(dl.new(bs=min(max(len(dl.dataset), 1), 65536), shuffle=False, drop_last=False))
         parts = [torch.cat(p).as_subclass(Tensor) for p in zip(*batches)]  # plain tensors: fastai's subclasses slow every op
         self.cats,self.conts,self.ys = parts[0],parts[1],parts[2:]
         if device is not None: self.cats,self.conts,self.ys = to_device((self.cats,self.conts,self.ys), device)
@@ -59,6 +65,14 @@ class Substitute(Perturbation):
     def __call__(self, data, positions, cats, conts):
         for i,v in zip(self.feature.cat_idx, self.cat_values): cats[:, i] = v
         for i,v in zip(self.feature.cont_idx, self.cont_values): conts[:, i] = v
+
+# %% ../nbs/04_engine.ipynb #a55e1900
+class Assign(Perturbation):
+    "Set `feature`'s columns, in each of `rows`, to that row's own encoded values: one row of `cats` and of `conts` per row"
+    def __init__(self, feature, cats, conts, rows=None): store_attr()
+    def __call__(self, data, positions, cats, conts):
+        for j,i in enumerate(self.feature.cat_idx): cats[:, i] = self.cats[positions, j]
+        for j,i in enumerate(self.feature.cont_idx): conts[:, i] = self.conts[positions, j]
 
 # %% ../nbs/04_engine.ipynb #d63a11d7
 def default_bs(model, device):

@@ -2,6 +2,7 @@
 import numpy as np, pandas as pd, pytest, torch
 from fastai.tabular.all import *
 from fastai_featimp.all import *
+from fastai_featimp import engine
 from conftest import classification_df, ground_truth_df, train_tabular
 
 
@@ -82,3 +83,21 @@ def test_max_rows_reproducible(regression):
     drawn = pred.deviations.notna().all(axis=1)  # rows no repeat drew have no deviation: NaN, not a made-up zero
     assert pred.deviations.shape == (600, 6) and 100 <= drawn.sum() <= 300
     assert (pred.deviations.notna().sum(axis=1).isin([0, 6])).all()
+
+
+@pytest.mark.parametrize('source', ['valid', 'test_dl', 'test_dl without labels'])
+def test_whole_data_read_at_once_equals_its_batches(classification, source):
+    "A plain tabular dataloader is read as one batch of all its rows: the same tensors its own batches give, in order"
+    learn, df = classification
+    rows = df.iloc[::7]
+    dl = dict(valid=learn.dls.valid, test_dl=learn.dls.test_dl(rows),
+              **{'test_dl without labels': learn.dls.test_dl(rows.drop(columns='label'))})[source]
+    assert engine._reads_whole(dl)  # the fast path is the one under test
+    data = TabularTensors(dl)
+    batches = list(dl.new(bs=97, shuffle=False, drop_last=False))
+    expected = [torch.cat(p) for p in zip(*batches)]
+    assert len(expected) == 2 + len(data.ys) and len(data.ys) == (0 if 'without' in source else 1)
+    for got, want in zip([data.cats, data.conts, *data.ys], expected):
+        assert type(got) is torch.Tensor and got.dtype == want.dtype
+        torch.testing.assert_close(got, want.as_subclass(torch.Tensor), rtol=0, atol=0)
+    assert data.n == len(dl.dataset) and data.index.equals(dl.dataset.items.index)

@@ -174,6 +174,8 @@ ENTRIES = {
     'shap_values_auto':        entry('shap_values', groups='auto', n_background=20, seed=0, **quiet),
     'sage':                    entry('sage_importance', n_background=20, n_permutations=40, seed=0, **quiet),
     'sage_auto':               entry('sage_importance', groups='auto', n_background=20, n_permutations=40, seed=0, **quiet),
+    'ale':                     entry('accumulated_local_effects', 'x1', bins=4, **quiet),
+    'ale_2d':                  entry('accumulated_local_effects', ['x1', 'x2'], bins=3, **quiet),
 }
 ALL = list(ENTRIES)
 PERMUTATION = [e for e in ALL if e.startswith('permutation')]
