@@ -94,25 +94,27 @@ CASES = [  # name, layers, rows, continuous, categorical, repeats, how, target
 ]
 
 
-def main(runs, quick):
+def main(runs, quick, only=None):
     torch.set_num_threads(1)
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} thread; best of {runs} rounds in turns, CPU seconds\n",
              "| data | layers | rows × features × repeats | path | ours | floor (batch size) | ours/floor | target |",
              "|---|---|---|---|---|---|---|---|"]
     print('\n'.join(lines), flush=True)
-    for name, layers, rows, n_cont, n_cat, repeats, how, target in CASES:
+    for i, (name, layers, rows, n_cont, n_cat, repeats, how, target) in enumerate(CASES):
+        if only and i not in only: continue
         if quick: rows = min(rows, 3000)
         t = case(name, layers, rows, n_cont, n_cat, repeats, runs, how)
         path = 'first-layer split' if how == 'split' else 'whole model'
         line = (f"| {name} | {layers} | {t['shape']} | {path} | {t['ours']:.2f} s | {t['floor']:.2f} s ({t['bs']:,}) "
                 f"| {t['ours']/t['floor']:.2f} | <= {target} |")
         lines.append(line); print(line, flush=True)
-    if not quick: RESULTS.write_text("# Permutation importance against the bare forward pass\n\n`python benchmarks/engine.py`\n\n" + '\n'.join(lines) + '\n')
+    if not (quick or only): RESULTS.write_text("# Permutation importance against the bare forward pass\n\n`python benchmarks/engine.py`\n\n" + '\n'.join(lines) + '\n')
 
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--runs', type=int, default=3)
+    p.add_argument('--only', type=int, nargs='*', help='run only these cases (0-based), writing nothing')
     p.add_argument('--quick', action='store_true', help='a smoke run: at most 3,000 rows, 1 round, nothing written')
     a = p.parse_args()
-    main(1 if a.quick else a.runs, a.quick)
+    main(1 if a.quick else a.runs, a.quick, a.only)

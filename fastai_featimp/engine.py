@@ -130,12 +130,12 @@ class LinearInput:
         out = conts @ self.cont + self.offset
         return out + self._looked_up(cats, slice(None)) if self.tables else out
 
-    def shift(self, cat_idx, old_cats, new_cats, cont_idx, old_conts, new_conts):
-        "The change of the first layer's output (rows × width) when columns `cat_idx`, `cont_idx` go from the old values to the new"
-        out = (new_conts - old_conts) @ self.cont[cont_idx]
+    def shifted(self, base, cat_idx, old_cats, new_cats, cont_idx, old_conts, new_conts, out=None):
+        "First-layer outputs `base` (rows × width) after columns `cat_idx`, `cont_idx` go from the old values to the new, in `out` if given"
+        out = torch.addmm(base, new_conts - old_conts, self.cont[cont_idx], out=out)
         if len(cat_idx):
             sign = old_conts.new_ones(len(new_cats), len(cat_idx))
-            out = out + self._looked_up(torch.cat([new_cats, old_cats], 1), cat_idx.repeat(2), torch.cat([sign, -sign], 1))
+            out += self._looked_up(torch.cat([new_cats, old_cats], 1), cat_idx.repeat(2), torch.cat([sign, -sign], 1))
         return out
 
     def parts(self, cats, conts, cat_owner, cont_owner, m, chunk=64):
@@ -189,7 +189,7 @@ class Evaluator:
         d,bs = self.data,self.bs
         self.cats = d.cats.new_empty(bs, d.cats.shape[1]); self.conts = d.conts.new_empty(bs, d.conts.shape[1])
         if self.split is not None: self.hiddens = d.conts.new_empty(bs, self.split.width)
-        self.pending,self.filled = [],0
+        self.pending,self.filled,self._columns = [],0,(None, None)
         for p in progress(perturbations, show_progress, total=total):
             n,start = p.n_rows(d),0
             state = scorer.start(n)
@@ -217,20 +217,21 @@ class Evaluator:
         d,o,k,split = self.data,self.filled,positions.stop-positions.start,self.split
         cats,conts,hiddens = self.cats[o:o+k],self.conts[o:o+k],self.hiddens[o:o+k]
         self.filled += k
-        columns = p.columns()
+        if self._columns[0] is not p:  # a perturbation's columns, once for all its batches
+            columns = p.columns()
+            self._columns = (p, None if columns is None else [torch.as_tensor(c, dtype=torch.long, device=d.cats.device) for c in columns])
+        columns = self._columns[1]
         if columns is None:  # a perturbation that does not say which columns it rewrites: the first layer on whole rows
             cats.copy_(d.cats[rows]); conts.copy_(d.conts[rows])
             p(d, positions, cats, conts)
             return hiddens.copy_(split.hidden(cats, conts))
-        if self.hidden is not None: hiddens.copy_(self.hidden[rows])
-        else: hiddens.copy_(split.hidden(d.cats[rows], d.conts[rows]))
-        if not (columns[0] or columns[1]): return hiddens
-        ci,ki = [torch.as_tensor(c, dtype=torch.long, device=d.cats.device) for c in columns]
+        base = self.hidden[rows] if self.hidden is not None else split.hidden(d.cats[rows], d.conts[rows])
+        ci,ki = columns
+        if not (len(ci) or len(ki)): return hiddens.copy_(base)
         old_cats,old_conts = _take(d.cats, rows, ci),_take(d.conts, rows, ki)
         cats[:, ci],conts[:, ki] = old_cats,old_conts  # only `p`'s columns are copied, and only they are read back
         p(d, positions, cats, conts)
-        hiddens += split.shift(ci, old_cats, cats[:, ci], ki, old_conts, conts[:, ki])
-        return hiddens
+        return split.shifted(base, ci, old_cats, cats[:, ci], ki, old_conts, conts[:, ki], out=hiddens)
 
     def _flush(self, scorer):
         "Run the model (or the rest of it) on the batch, hand each segment to the scorer; yield the answers of perturbations now complete"
@@ -345,7 +346,7 @@ class Engine:
         dl = test_dataloader(learn, df, dl, with_labels)
         if len(dl.dataset) < 2: raise ValueError(f"need at least two rows to perturb, got {len(dl.dataset)}")
         device = next(learn.model.parameters()).device
-        self.learn,self.bs = learn,ifnone(bs, default_bs(learn.model, device))
+        self.learn,self.bs,self.given_bs = learn,ifnone(bs, default_bs(learn.model, device)),bs
         self.data = TabularTensors(dl, device)
         if with_labels and not self.data.has_labels:
             raise ValueError(f"the data has no labels, so it cannot be scored by a metric; {no_labels}")
@@ -395,7 +396,7 @@ class Engine:
         "`(split, hidden)`: `learn`'s model split at its first layer (`LinearInput.of`, checked on the data) and each row's first-layer output; `(None, None)` when the whole model must run"
         if self._first[0] is not learn.model:  # once per model (inside `evaluating`, so in eval mode)
             d,bs = self.data,self.bs
-            split = LinearInput.of(learn, d.cats[:bs], d.conts[:bs])
+            split = LinearInput.of(learn, d.cats[:256], d.conts[:256])
             hidden = None
             if split is not None and d.n*split.width*d.conts.element_size() <= hidden_budget:
                 hidden = d.conts.new_empty(d.n, split.width)
@@ -408,7 +409,8 @@ class Engine:
         learn = ifnone(learn, self.learn)
         with evaluating(learn) as forward:
             split,hidden = self.first_layer(learn)
-            yield from Evaluator(self.data, forward, self.bs, split, hidden).stream(perturbations, scorer, total, show_progress)
+            bs = self.bs if split is None else ifnone(self.given_bs, default_bs(split.rest, self.data.device))  # the rest of the network is narrower
+            yield from Evaluator(self.data, forward, bs, split, hidden).stream(perturbations, scorer, total, show_progress)
 
     def evaluate(self, perturbations, scorer, total=None, show_progress=False, learn=None):
         "Each perturbation's answer from `scorer`, in order (see `stream`)"
