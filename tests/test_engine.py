@@ -82,3 +82,18 @@ def test_max_rows_reproducible(regression):
     drawn = pred.deviations.notna().all(axis=1)  # rows no repeat drew have no deviation: NaN, not a made-up zero
     assert pred.deviations.shape == (600, 6) and 100 <= drawn.sum() <= 300
     assert (pred.deviations.notna().sum(axis=1).isin([0, 6])).all()
+
+
+def test_association_computed_once(regression, monkeypatch):
+    "`groups='auto'` with `conditional=True` measures the association of the columns once, given or not"
+    import fastai_featimp.engine as engine
+    calls = []
+    def counted(*args): calls.append(1); return association_matrix(*args)
+    monkeypatch.setattr(engine, 'association_matrix', counted)
+    learn, _ = regression
+    learn.permutation_importance(groups='auto', conditional=True, n_repeats=1, seed=0, show_progress=False)
+    assert len(calls) == 1
+    eng = Engine(learn)
+    columns = eng.association()
+    eng.unit_association(eng.units(), columns); eng.units('auto', columns=columns); eng.association()
+    assert len(calls) == 2  # one more engine, one more measure
