@@ -405,7 +405,7 @@ class Engine:
         return self._first[1:]
 
     def stream(self, perturbations, scorer, total=None, show_progress=False, learn=None):
-        "Each perturbation's answer from `scorer` (see `Evaluator`) as soon as it is complete, through `learn` (default: the engine's): its first layer's space when it splits"
+        "Each perturbation's answer from `scorer` (see `Evaluator`) as soon as it is complete, through `learn` (default: the engine's), in its first layer's space when it splits; read it whole or `close` it"
         learn = ifnone(learn, self.learn)
         with evaluating(learn) as forward:
             split,hidden = self.first_layer(learn)

@@ -6,6 +6,7 @@ without labels, how far its predictions move."""
 # %% ../nbs/10_permutation.ipynb #87bff045
 from __future__ import annotations
 import secrets
+from contextlib import closing
 from fastai.tabular.all import *
 from .checks import *
 from .units import *
@@ -78,6 +79,7 @@ class RowMeans:
         self.sums[k // len(self.rows), slice(None) if r is None else r.cpu().numpy()] += answer
 
     def mean(self):
+        "The mean over each row's repeats (units × rows)"
         with np.errstate(invalid='ignore', divide='ignore'): return self.sums/self.counts
 
 # %% ../nbs/10_permutation.ipynb #8ac5165e
@@ -137,9 +139,10 @@ class PermutationImportance(ImportanceResult):
                     for r in rows:
                         yield Permute(u, cond.permutation(u, gen, r) if conditional else eng.permutation(gen, r), r)
             per_row,values = RowMeans(len(units), rows, eng.data.n) if by=='prediction' else None,[]
-            for k,a in enumerate(eng.stream(perturbations(), scorer, total=len(units)*n_repeats, show_progress=show_progress)):
-                values.append(scorer.summary(a))
-                if per_row is not None: per_row.add(k, a)  # running sums: no repeat's per-row answers are kept
+            with closing(eng.stream(perturbations(), scorer, total=len(units)*n_repeats, show_progress=show_progress)) as answers:
+                for k,a in enumerate(answers):  # closed at once on an error, so the learner is restored here, not when collected
+                    values.append(scorer.summary(a))
+                    if per_row is not None: per_row.add(k, a)  # running sums: no repeat's per-row answers are kept
         values = np.stack(values).reshape(len(units), n_repeats, -1)
         if relative and np.any(np.asarray(baselines)==0): raise ValueError("`relative=True` needs a non-zero baseline score")
         scores = np.stack([scorer.worse(values[:, r], None if rows[r] is None else baselines[r], relative) for r in range(n_repeats)], 1)
