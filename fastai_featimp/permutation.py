@@ -79,8 +79,8 @@ class RowMeans:
         self.sums[k // len(self.rows), slice(None) if r is None else r.cpu().numpy()] += answer
 
     def mean(self):
-        "The mean over each row's repeats (units × rows)"
-        with np.errstate(invalid='ignore', divide='ignore'): return self.sums/self.counts
+        "The mean over each row's repeats (units × rows), divided in place: call it once, at the end"
+        with np.errstate(invalid='ignore', divide='ignore'): return np.divide(self.sums, self.counts, out=self.sums)
 
 # %% ../nbs/10_permutation.ipynb #8ac5165e
 def subsample(n, max_rows, n_repeats, generator):
