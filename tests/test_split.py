@@ -190,3 +190,18 @@ def test_deviations_memory_independent_of_repeats(regression):
     table = a.deviations.to_numpy().nbytes  # rows x units, float64: what one repeat's answers would hold
     assert b.deviations.shape == a.deviations.shape
     assert six - one < table  # keeping every repeat's answers would add at least 5 such tables
+
+
+class Shifted(Perturbation):
+    "A perturbation that names no feature, so may rewrite any column: here it adds one to continuous column 0"
+    def __call__(self, data, positions, cats, conts): conts[:, 0] += 1
+
+
+def test_perturbation_without_feature_recomputes_whole_rows(regression):
+    learn = regression
+    scorer = MetricScorer(learn, 'loss')
+    perturbations = [Shifted(), Identity(), Permute(Engine(learn).features['c1'], torch.arange(100).flip(0))]
+    fast = np.stack(Engine(learn, bs=64).evaluate(perturbations, scorer))
+    with whole_model(): whole = np.stack(Engine(learn, bs=64).evaluate(perturbations, scorer))
+    close(fast, whole)
+    assert fast[0, 0] != fast[1, 0]
