@@ -409,7 +409,9 @@ class Engine:
         learn = ifnone(learn, self.learn)
         with evaluating(learn) as forward:
             split,hidden = self.first_layer(learn)
-            bs = self.bs if split is None else ifnone(self.given_bs, default_bs(split.rest, self.data.device))  # the rest of the network is narrower
+            # the rest of the network is narrower; the batch's encoded rows stay near a million values too
+            columns = self.data.cats.shape[1] + self.data.conts.shape[1]
+            bs = self.bs if split is None else ifnone(self.given_bs, min(default_bs(split.rest, self.data.device), max(2**20//columns, 1024)))
             yield from Evaluator(self.data, forward, bs, split, hidden).stream(perturbations, scorer, total, show_progress)
 
     def evaluate(self, perturbations, scorer, total=None, show_progress=False, learn=None):
