@@ -4,10 +4,12 @@ Each measure runs in a fresh process: it builds the frame and an untrained `[64,
 categorical features, resets the kernel's high-water mark of resident memory (`/proc/self/clear_refs`), runs
 `learn.permutation_importance(df=..., ...)` and reports the high-water mark above the resident memory before the
 call. The encoded data is what the engine keeps: category codes (int64), continuous values and targets (float32).
-Linux only. Run: `python benchmarks/engine_memory.py [--rows 200000]`.
+Linux only. Writes the table to `benchmarks/results/engine_memory.md`. Run: `python benchmarks/engine_memory.py [--rows 200000]`.
 """
 import argparse, json, subprocess, sys
 from pathlib import Path
+
+RESULTS = Path(__file__).parent/'results'/'engine_memory.md'
 
 CHILD = """
 import json, sys, torch, numpy as np, pandas as pd
@@ -35,12 +37,15 @@ def measure(rows, by, repeats):
 
 
 def main(rows):
-    print(f"{rows:,} rows × 20 features, [64, 32], untrained; peak resident memory added by the call\n")
-    print("| by | repeats | encoded data | added peak | added / encoded |\n|---|---|---|---|---|")
+    lines = [f"{rows:,} rows × 20 features, [64, 32], untrained; peak resident memory added by the call\n",
+             "| by | repeats | encoded data | added peak | added / encoded |", "|---|---|---|---|---|"]
+    print('\n'.join(lines), flush=True)
     for by in ('metric', 'prediction'):
         for repeats in (1, 5):
             m = measure(rows, by, repeats)
-            print(f"| {by} | {repeats} | {m['encoded']/1e6:.0f} MB | {m['added']/1e6:.0f} MB | {m['added']/m['encoded']:.1f} |", flush=True)
+            line = f"| {by} | {repeats} | {m['encoded']/1e6:.0f} MB | {m['added']/1e6:.0f} MB | {m['added']/m['encoded']:.1f} |"
+            lines.append(line); print(line, flush=True)
+    RESULTS.write_text("# Peak memory of permutation importance\n\n`python benchmarks/engine_memory.py`\n\n" + '\n'.join(lines) + '\n')
 
 
 if __name__ == '__main__':
