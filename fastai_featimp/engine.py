@@ -20,8 +20,11 @@ __all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permu
 class TabularTensors:
     "The inputs and targets of a tabular dataloader, encoded once, as tensors on `device`, with the rows' index"
     def __init__(self, dl, device=None):
-        batches = list(dl.new(bs=min(max(len(dl.dataset), 1), 65536), shuffle=False, drop_last=False))
-        parts = [torch.cat(p).as_subclass(Tensor) for p in zip(*batches)]  # plain tensors: fastai's subclasses slow every op
+        if isinstance(dl, TabDataLoader) and not dl.before_batch.fs:  # all rows as one batch, without fastai's per-row indexing
+            parts = [p.as_subclass(Tensor) for p in dl.after_batch(dl.dataset)]  # plain tensors: fastai's subclasses slow every op
+        else:
+            batches = list(dl.new(bs=min(max(len(dl.dataset), 1), 65536), shuffle=False, drop_last=False))
+            parts = [torch.cat(p).as_subclass(Tensor) for p in zip(*batches)]
         self.cats,self.conts,self.ys = parts[0],parts[1],parts[2:]
         if device is not None: self.cats,self.conts,self.ys = to_device((self.cats,self.conts,self.ys), device)
         self.n,self.device,self.index = len(self.cats),self.cats.device,dl.dataset.items.index
