@@ -60,6 +60,8 @@ test-oldest: $(OLDEST)/.installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/engine_memory.py
 	$(BIN)/python benchmarks/shapley.py
 	$(BIN)/python benchmarks/sage_bench.py
 	$(BIN)/python benchmarks/association.py

@@ -12,9 +12,9 @@ from .units import *
 from .scoring import *
 
 # %% auto #0
-__all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs', 'progress', 'Evaluator',
-           'normalization', 'rounded', 'FeatureValues', 'output_names', 'warn_all_missing', 'test_dataloader', 'Engine',
-           'bn_affine', 'folded', 'LinearInput']
+__all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs',
+           'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded', 'FeatureValues',
+           'output_names', 'warn_all_missing', 'test_dataloader', 'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -41,6 +41,10 @@ class Perturbation:
     "Rewrites a unit's columns in batches of `rows` of the data (all rows when `None`)"
     feature,rows = None,None
     def n_rows(self, data): return data.n if self.rows is None else len(self.rows)
+    def columns(self):
+        "The `(cat_idx, cont_idx)` this perturbation may rewrite: its `feature`'s; `None` when unknown (any column)"
+        f = self.feature
+        return None if f is None else (list(f.cat_idx), list(f.cont_idx))
     def __call__(self, data, positions, cats, conts):
         "Rewrite, in place, the batch `cats`, `conts` holding this perturbation's rows at `positions`"
         pass
@@ -48,6 +52,7 @@ class Perturbation:
 class Identity(Perturbation):
     "The rows as they are"
     def __init__(self, rows=None): store_attr()
+    def columns(self): return [],[]
 
 class Permute(Perturbation):
     "Give `feature`'s columns, in each of `rows`, the values of the data row `source` points to"
@@ -83,20 +88,123 @@ def default_bs(model, device):
     per_row = linears[0].in_features + sum(m.out_features for m in linears)
     return int(min(max(2**20 // per_row, 1024), 65536))
 
+# %% ../nbs/04_engine.ipynb #4c6b49ea
+def bn_affine(bn):
+    "Scale and shift of a batch norm in eval mode, as `bn(x) == x*scale + shift`"
+    scale = bn.weight/torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1/torch.sqrt(bn.running_var + bn.eps)
+    return scale,(bn.bias if bn.affine else 0) - bn.running_mean*scale
+
+def folded(modules):
+    "`modules` in eval mode with each batch norm that feeds a linear layer (dropouts between them aside) folded into that layer's weights"
+    out,bn = [],None
+    for m in modules:
+        if isinstance(m, nn.Dropout): continue
+        if isinstance(m, nn.BatchNorm1d) and m.track_running_stats and bn is None: bn = m; continue
+        if bn is not None and isinstance(m, nn.Linear):
+            scale,shift = bn_affine(bn)
+            lin = nn.Linear(m.in_features, m.out_features).to(m.weight.device)
+            lin.weight.data,lin.bias.data = m.weight*scale,m.weight @ shift + (m.bias if m.bias is not None else 0)
+            out.append(lin); bn = None; continue
+        if bn is not None: out.append(bn); bn = None
+        out.append(m)
+    return out + ([bn] if bn is not None else [])
+
+class LinearInput:
+    "A fastai `TabularModel` as one vector per encoded column, summed into its first linear layer's output, and the rest of the network"
+    enabled = True  # `False` makes `of` refuse every model, so that the whole model runs (to compare the two)
+    def __init__(self, model, at):
+        "Split `model` at `at`, the position of the first linear layer in its first block"
+        block = list(model.layers[0])
+        lin,w = block[at],block[at].weight
+        scale,shift = torch.ones(w.shape[1], device=w.device),torch.zeros(w.shape[1], device=w.device)
+        for m in block[:at]:
+            if isinstance(m, nn.BatchNorm1d): scale,shift = bn_affine(m)
+        n_emb = model.n_emb
+        blocks = np.cumsum([0] + [e.embedding_dim for e in model.embeds])
+        self.tables = [(e.weight*scale[a:b]) @ w[:, a:b].T for e,a,b in zip(model.embeds, blocks[:-1], blocks[1:])]
+        self.width = w.shape[0]
+        # all tables in one, each categorical column's codes offset to its own rows: a lookup of many columns is one `embedding_bag`
+        self.table = torch.cat(self.tables) if self.tables else w.new_zeros(0, self.width)
+        self.starts = torch.as_tensor(np.cumsum([0] + [len(t) for t in self.tables])[:-1], device=w.device)
+        c_scale,c_shift = bn_affine(model.bn_cont) if model.bn_cont is not None else (1, 0)
+        self.cont = (c_scale*scale[n_emb:])[:, None]*w[:, n_emb:].T
+        self.offset = w @ shift + w[:, n_emb:] @ (c_shift*scale[n_emb:]) + (lin.bias if lin.bias is not None else 0)
+        self.rest = nn.Sequential(*folded(block[at+1:] + [m for l in model.layers[1:] for m in (l if isinstance(l, nn.Sequential) else [l])]))
+
+    def columns(self, cats, conts):
+        "Each encoded column's vector in the first layer's output: (... × columns × width)"
+        cont = conts[..., None]*self.cont
+        return torch.cat([torch.stack([t[cats[..., j]] for j,t in enumerate(self.tables)], -2), cont], -2) if self.tables else cont
+
+    def _looked_up(self, codes, columns, weights=None):
+        "The sum over `columns` of their tables' rows for `codes` (rows × len(columns)), each times its weight: (rows × width)"
+        return F.embedding_bag(codes + self.starts[columns], self.table, per_sample_weights=weights, mode='sum')
+
+    def hidden(self, cats, conts):
+        "The first linear layer's output on encoded rows (rows × width), without a tensor per column"
+        out = conts @ self.cont + self.offset
+        return out + self._looked_up(cats, slice(None)) if self.tables else out
+
+    def shifted(self, base, cat_idx, old_cats, new_cats, cont_idx, old_conts, new_conts, out=None):
+        "First-layer outputs `base` (rows × width) after columns `cat_idx`, `cont_idx` go from the old values to the new, in `out` if given"
+        out = torch.addmm(base, new_conts - old_conts, self.cont[cont_idx], out=out)
+        if len(cat_idx):
+            sign = old_conts.new_ones(len(new_cats), len(cat_idx))
+            out += self._looked_up(torch.cat([new_cats, old_cats], 1), cat_idx.repeat(2), torch.cat([sign, -sign], 1))
+        return out
+
+    def parts(self, cats, conts, cat_owner, cont_owner, m, chunk=64):
+        "The first layer's output of rows split among `m` owners of the columns (rows × m × width), `chunk` columns at a time"
+        out = conts.new_zeros(len(conts), m, self.width)
+        for j,(t,p) in enumerate(zip(self.tables, cat_owner.tolist())): out[:, p] += t[cats[:, j]]
+        for a in range(0, conts.shape[1], chunk):
+            out.index_add_(1, cont_owner[a:a+chunk], conts[:, a:a+chunk, None]*self.cont[a:a+chunk])
+        return out
+
+    def __call__(self, hidden):
+        "The model's output from its first linear layer's output"
+        return self.rest(hidden)
+
+    @classmethod
+    def of(cls, learn, cats, conts):
+        "The split of `learn`'s model, if it is a bare `TabularModel` that the split reproduces on `cats` and `conts`; else `None`"
+        model = learn.model
+        if not cls.enabled or forward_of(learn) is not model or getattr(type(model), 'forward', None) is not TabularModel.forward: return None
+        block = list(model.layers[0]) if isinstance(model.layers[0], nn.Sequential) else []
+        at = [i for i,m in enumerate(block) if isinstance(m, nn.Linear)]
+        before = block[:at[0]] if at else []
+        if not at or not all(isinstance(m, nn.Dropout) or isinstance(m, nn.BatchNorm1d) and m.track_running_stats for m in before): return None
+        if model.bn_cont is not None and not model.bn_cont.track_running_stats: return None
+        with torch.no_grad():
+            split = cls(model, at[0])
+            ok = torch.allclose(split(split.hidden(cats, conts)), model(cats, conts), rtol=1e-4, atol=1e-5)
+        return split if ok else None
+
 # %% ../nbs/04_engine.ipynb #c5d32f3c
 def progress(items, show=True, **kwargs):
     "`items` under a fastprogress bar, or bare when `show` is False"
     return progress_bar(items, leave=False, **kwargs) if show else items
 
+def _take(x, rows, columns):
+    "`x[rows][:, columns]` without copying whole rows: `rows` a slice or row numbers, `columns` a tensor"
+    return x[rows][:, columns] if isinstance(rows, slice) else x[rows[:, None], columns]
+
 class Evaluator:
-    "Evaluates perturbations of `data` in fused batches of `bs` rows through `forward`, read by a scorer"
-    def __init__(self, data, forward, bs): store_attr()
+    "Evaluates perturbations of `data` in fused batches of `bs` rows through `forward`, read by a scorer; in the first layer's space when `split` is given"
+    def __init__(self, data, forward, bs, split=None, hidden=None):
+        "`split`: a `LinearInput` (then `forward` is unused); `hidden`: each data row's first-layer output, if computed beforehand"
+        store_attr()
 
     def run(self, perturbations, scorer, total=None, show_progress=False):
         "Each perturbation's answer from `scorer`, in order"
+        return list(self.stream(perturbations, scorer, total, show_progress))
+
+    def stream(self, perturbations, scorer, total=None, show_progress=False):
+        "Each perturbation's answer from `scorer`, in order, as soon as its last rows have been read"
         d,bs = self.data,self.bs
         self.cats = d.cats.new_empty(bs, d.cats.shape[1]); self.conts = d.conts.new_empty(bs, d.conts.shape[1])
-        self.pending,self.filled,answers = [],0,[]
+        if self.split is not None: self.hiddens = d.conts.new_empty(bs, self.split.width)
+        self.pending,self.filled,self._columns = [],0,(None, None)
         for p in progress(perturbations, show_progress, total=total):
             n,start = p.n_rows(d),0
             state = scorer.start(n)
@@ -104,12 +212,12 @@ class Evaluator:
                 take = min(bs - self.filled, n - start)
                 positions = slice(start, start+take)
                 rows = positions if p.rows is None else p.rows[positions]
-                self._fill(p, positions, rows)
+                if self.split is None: self._fill(p, positions, rows)
+                else: self._fill_split(p, positions, rows)
                 self.pending.append((state, positions, rows, start+take==n))
                 start += take
-                if self.filled==bs: answers += self._flush(scorer)
-        if self.filled: answers += self._flush(scorer)
-        return answers
+                if self.filled==bs: yield from self._flush(scorer)
+        if self.filled: yield from self._flush(scorer)
 
     def _fill(self, p, positions, rows):
         "Copy `p`'s data `rows`, at `positions` among its own, into the batch and let `p` rewrite them"
@@ -119,16 +227,38 @@ class Evaluator:
         p(d, positions, cats, conts)
         self.filled += k
 
+    def _fill_split(self, p, positions, rows):
+        "The first layer's output on `p`'s rows: each data row's, plus the change of the columns `p` rewrites"
+        d,o,k,split = self.data,self.filled,positions.stop-positions.start,self.split
+        cats,conts,hiddens = self.cats[o:o+k],self.conts[o:o+k],self.hiddens[o:o+k]
+        self.filled += k
+        if self._columns[0] is not p:  # a perturbation's columns, once for all its batches
+            columns = p.columns()
+            self._columns = (p, None if columns is None else [torch.as_tensor(c, dtype=torch.long, device=d.cats.device) for c in columns])
+        columns = self._columns[1]
+        if columns is None:  # a perturbation that does not say which columns it rewrites: the first layer on whole rows
+            cats.copy_(d.cats[rows]); conts.copy_(d.conts[rows])
+            p(d, positions, cats, conts)
+            return hiddens.copy_(split.hidden(cats, conts))
+        base = self.hidden[rows] if self.hidden is not None else split.hidden(d.cats[rows], d.conts[rows])
+        ci,ki = columns
+        if not (len(ci) or len(ki)): return hiddens.copy_(base)
+        old_cats,old_conts = _take(d.cats, rows, ci),_take(d.conts, rows, ki)
+        cats[:, ci],conts[:, ki] = old_cats,old_conts  # only `p`'s columns are copied, and only they are read back
+        p(d, positions, cats, conts)
+        return split.shifted(base, ci, old_cats, cats[:, ci], ki, old_conts, conts[:, ki], out=hiddens)
+
     def _flush(self, scorer):
-        "Run the model on the batch, hand each segment to the scorer; the answers of perturbations now complete"
-        out,o,done = scorer.prepare(self.forward(self.cats[:self.filled], self.conts[:self.filled])),0,[]
-        for state,positions,rows,last in self.pending:
+        "Run the model (or the rest of it) on the batch, hand each segment to the scorer; yield the answers of perturbations now complete"
+        f = self.filled
+        out = scorer.prepare(self.forward(self.cats[:f], self.conts[:f]) if self.split is None else self.split(self.hiddens[:f]))
+        o,pending = 0,self.pending
+        self.pending,self.filled = [],0
+        for state,positions,rows,last in pending:
             k = positions.stop-positions.start
             scorer.add(state, positions, rows, out[o:o+k], [y[rows] for y in self.data.ys])
-            if last: done.append(scorer.finish(state))
+            if last: yield scorer.finish(state)
             o += k
-        self.pending,self.filled = [],0
-        return done
 
 # %% ../nbs/04_engine.ipynb #3402a57f
 def normalization(to):
@@ -236,6 +366,8 @@ def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
     return dl
 
 # %% ../nbs/04_engine.ipynb #cbfd8cde
+hidden_budget = 2**30  # bytes: up to this size each data row's first-layer output is computed once, beyond it batch by batch
+
 class Engine:
     "Encoded data of a tabular learner, its features and units, and the evaluator of perturbations on it"
     def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, unseen='error', need='to perturb'):
@@ -243,24 +375,27 @@ class Engine:
         dl = test_dataloader(learn, df, dl, with_labels, unseen)
         if len(dl.dataset) < 2: raise InputError(f"need at least two rows {need}, got {len(dl.dataset)}")
         device = next(learn.model.parameters()).device
-        self.learn,self.bs = learn,ifnone(bs, default_bs(learn.model, device))
+        self.learn,self.bs,self.given_bs = learn,ifnone(bs, default_bs(learn.model, device)),bs
         self.data = TabularTensors(dl, device)
         if with_labels and not self.data.has_labels:
             raise InputError(f"the data has no labels, so it cannot be scored by a metric; {no_labels}")
         self.to,self.features = learn.dls.train_ds,tabular_features(dl.dataset, learn.model)
+        self._association,self._first = None,(None, None, None)
 
     @property
     def index(self): return self.data.index
 
     def association(self):
-        "Association between every pair of tensor columns of the data, named by column"
-        d,names = self.data,list(self.to.cat_names) + list(self.to.cont_names)
-        matrix = association_matrix(d.cats.cpu().numpy(), d.conts.cpu().double().numpy())
-        return pd.DataFrame(matrix, index=names, columns=names)
+        "Association between every pair of tensor columns of the data, named by column, computed once"
+        if self._association is None:
+            d,names = self.data,list(self.to.cat_names) + list(self.to.cont_names)
+            matrix = association_matrix(d.cats.cpu().numpy(), d.conts.cpu().double().numpy())
+            self._association = pd.DataFrame(matrix, index=names, columns=names)
+        return self._association
 
     def unit_association(self, units, columns=None):
         "Association between every pair of `units`: the strongest between their columns"
-        columns = ifnone(columns, self.association())
+        if columns is None: columns = self.association()
         pos = {c: i for i,c in enumerate(columns.index)}
         names = [u.name for u in units]
         return pd.DataFrame(unit_association(columns.to_numpy(), [[pos[c] for c in u.columns] for u in units]),
@@ -286,75 +421,33 @@ class Engine:
         perm = torch.randperm(n, generator=generator).to(self.data.device)
         return perm if rows is None else rows[perm]
 
+    def first_layer(self, learn):
+        "`(split, hidden)`: `learn`'s model split at its first layer (`LinearInput.of`, checked on the data) and each row's first-layer output; `(None, None)` when the whole model must run"
+        if self._first[0] is not learn.model:  # once per model (inside `evaluating`, so in eval mode)
+            d,bs = self.data,self.bs
+            split = LinearInput.of(learn, d.cats[:256], d.conts[:256])
+            hidden = None
+            if split is not None and d.n*split.width*d.conts.element_size() <= hidden_budget:
+                hidden = d.conts.new_empty(d.n, split.width)
+                for i in range(0, d.n, bs): hidden[i:i+bs] = split.hidden(d.cats[i:i+bs], d.conts[i:i+bs])
+            self._first = (learn.model, split, hidden)
+        return self._first[1:]
+
+    def stream(self, perturbations, scorer, total=None, show_progress=False, learn=None):
+        "Each perturbation's answer from `scorer` (see `Evaluator`) as soon as it is complete, through `learn` (default: the engine's), in its first layer's space when it splits; read it whole or `close` it"
+        learn = ifnone(learn, self.learn)
+        with evaluating(learn) as forward:
+            split,hidden = self.first_layer(learn)
+            # the rest of the network is narrower; the batch's encoded rows stay near a million values too
+            columns = self.data.cats.shape[1] + self.data.conts.shape[1]
+            bs = self.bs if split is None else ifnone(self.given_bs, min(default_bs(split.rest, self.data.device), max(2**20//columns, 1024)))
+            yield from Evaluator(self.data, forward, bs, split, hidden).stream(perturbations, scorer, total, show_progress)
+
     def evaluate(self, perturbations, scorer, total=None, show_progress=False, learn=None):
-        "Each perturbation's answer from `scorer` (see `Evaluator`), through the forward pass of `learn` (default: the engine's)"
-        with evaluating(ifnone(learn, self.learn)) as forward:
-            return Evaluator(self.data, forward, self.bs).run(perturbations, scorer, total, show_progress)
+        "Each perturbation's answer from `scorer`, in order (see `stream`)"
+        return list(self.stream(perturbations, scorer, total, show_progress, learn))
 
     def set_baseline(self, scorer, rows=None):
         "Give `scorer` its baseline: the unperturbed data's answer"
         scorer.set_baseline(lambda s: self.evaluate([Identity(rows)], s)[0])
         return scorer
-
-# %% ../nbs/04_engine.ipynb #4c6b49ea
-def bn_affine(bn):
-    "Scale and shift of a batch norm in eval mode, as `bn(x) == x*scale + shift`"
-    scale = bn.weight/torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1/torch.sqrt(bn.running_var + bn.eps)
-    return scale,(bn.bias if bn.affine else 0) - bn.running_mean*scale
-
-def folded(modules):
-    "`modules` in eval mode with each batch norm that feeds a linear layer (dropouts between them aside) folded into that layer's weights"
-    out,bn = [],None
-    for m in modules:
-        if isinstance(m, nn.Dropout): continue
-        if isinstance(m, nn.BatchNorm1d) and m.track_running_stats and bn is None: bn = m; continue
-        if bn is not None and isinstance(m, nn.Linear):
-            scale,shift = bn_affine(bn)
-            lin = nn.Linear(m.in_features, m.out_features).to(m.weight.device)
-            lin.weight.data,lin.bias.data = m.weight*scale,m.weight @ shift + (m.bias if m.bias is not None else 0)
-            out.append(lin); bn = None; continue
-        if bn is not None: out.append(bn); bn = None
-        out.append(m)
-    return out + ([bn] if bn is not None else [])
-
-class LinearInput:
-    "A fastai `TabularModel` as one vector per encoded column, summed into its first linear layer's output, and the rest of the network"
-    def __init__(self, model, at):
-        "Split `model` at `at`, the position of the first linear layer in its first block"
-        block = list(model.layers[0])
-        lin,w = block[at],block[at].weight
-        scale,shift = torch.ones(w.shape[1], device=w.device),torch.zeros(w.shape[1], device=w.device)
-        for m in block[:at]:
-            if isinstance(m, nn.BatchNorm1d): scale,shift = bn_affine(m)
-        n_emb = model.n_emb
-        blocks = np.cumsum([0] + [e.embedding_dim for e in model.embeds])
-        self.tables = [(e.weight*scale[a:b]) @ w[:, a:b].T for e,a,b in zip(model.embeds, blocks[:-1], blocks[1:])]
-        c_scale,c_shift = bn_affine(model.bn_cont) if model.bn_cont is not None else (1, 0)
-        self.cont = (c_scale*scale[n_emb:])[:, None]*w[:, n_emb:].T
-        self.offset = w @ shift + w[:, n_emb:] @ (c_shift*scale[n_emb:]) + (lin.bias if lin.bias is not None else 0)
-        self.rest = nn.Sequential(*folded(block[at+1:] + [m for l in model.layers[1:] for m in (l if isinstance(l, nn.Sequential) else [l])]))
-
-    def columns(self, cats, conts):
-        "Each encoded column's vector in the first layer's output: (... × columns × width)"
-        cont = conts[..., None]*self.cont
-        return torch.cat([torch.stack([t[cats[..., j]] for j,t in enumerate(self.tables)], -2), cont], -2) if self.tables else cont
-
-    def __call__(self, hidden):
-        "The model's output from its first linear layer's output"
-        return self.rest(hidden)
-
-    @classmethod
-    def of(cls, learn, cats, conts):
-        "The split of `learn`'s model, if it is a bare `TabularModel` that the split reproduces on `cats` and `conts`; else `None`"
-        model = learn.model
-        if forward_of(learn) is not model or getattr(type(model), 'forward', None) is not TabularModel.forward: return None
-        block = list(model.layers[0]) if isinstance(model.layers[0], nn.Sequential) else []
-        at = [i for i,m in enumerate(block) if isinstance(m, nn.Linear)]
-        before = block[:at[0]] if at else []
-        if not at or not all(isinstance(m, nn.Dropout) or isinstance(m, nn.BatchNorm1d) and m.track_running_stats for m in before): return None
-        if model.bn_cont is not None and not model.bn_cont.track_running_stats: return None
-        with torch.no_grad():
-            split = cls(model, at[0])
-            hidden = split.columns(cats, conts).sum(-2) + split.offset
-            ok = torch.allclose(split(hidden), model(cats, conts), rtol=1e-4, atol=1e-5)
-        return split if ok else None

@@ -6,6 +6,7 @@ without labels, how far its predictions move."""
 # %% ../nbs/10_permutation.ipynb #87bff045
 from __future__ import annotations
 import secrets
+from contextlib import closing
 from fastai.tabular.all import *
 from .checks import *
 from .units import *
@@ -14,8 +15,7 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['quantile_bins', 'strata', 'stratified_permutation', 'Conditioning', 'answers_per_row', 'subsample',
-           'PermutationImportance']
+__all__ = ['quantile_bins', 'strata', 'stratified_permutation', 'Conditioning', 'RowMeans', 'subsample', 'PermutationImportance']
 
 # %% ../nbs/10_permutation.ipynb #525b35cf
 def quantile_bins(values, n_bins=5):
@@ -67,14 +67,20 @@ class Conditioning:
         return rows[stratified_permutation(s[rows.cpu()], generator).to(self.engine.data.device)]
 
 # %% ../nbs/10_permutation.ipynb #6872b83d
-def answers_per_row(answers, rows, n):
-    "Per-row answers on all `n` rows, NaN where a repeat's subsample left a row out"
-    out = []
-    for k,a in enumerate(answers):
-        r = rows[k % len(rows)]
-        if r is None: out.append(np.asarray(a, dtype=float)); continue
-        full = np.full(n, np.nan); full[r.cpu().numpy()] = a; out.append(full)
-    return out
+class RowMeans:
+    "Each unit's per-row answers summed over its repeats as they come (all rows, or the subsample `rows[r]`); `mean()`: units × rows, NaN where no repeat held a row"
+    def __init__(self, n_units, rows, n):
+        self.rows,self.sums,self.counts = rows,np.zeros((n_units, n)),np.zeros(n)
+        for r in rows: self.counts[slice(None) if r is None else r.cpu().numpy()] += 1
+
+    def add(self, k, answer):
+        "Add the answer of perturbation `k`: unit `k // repeats`, repeat `k % repeats`"
+        r = self.rows[k % len(self.rows)]
+        self.sums[k // len(self.rows), slice(None) if r is None else r.cpu().numpy()] += answer
+
+    def mean(self):
+        "The mean over each row's repeats (units × rows), divided in place: call it once, at the end"
+        with np.errstate(invalid='ignore', divide='ignore'): return np.divide(self.sums, self.counts, out=self.sums)
 
 # %% ../nbs/10_permutation.ipynb #8ac5165e
 def subsample(n, max_rows, n_repeats, generator):
@@ -137,8 +143,12 @@ class PermutationImportance(ImportanceResult):
                 for u in units:
                     for r in rows:
                         yield Permute(u, cond.permutation(u, gen, r) if conditional else eng.permutation(gen, r), r)
-            answers = eng.evaluate(perturbations(), scorer, total=len(units)*n_repeats, show_progress=show_progress)
-        values = np.stack([scorer.summary(a, rows[k % n_repeats]) for k,a in enumerate(answers)]).reshape(len(units), n_repeats, -1)
+            per_row,values = RowMeans(len(units), rows, eng.data.n) if by=='prediction' else None,[]
+            with closing(eng.stream(perturbations(), scorer, total=len(units)*n_repeats, show_progress=show_progress)) as answers:
+                for k,a in enumerate(answers):  # closed at once on an error, so the learner is restored here, not when collected
+                    values.append(scorer.summary(a, rows[k % n_repeats]))
+                    if per_row is not None: per_row.add(k, a)  # running sums: no repeat's per-row answers are kept
+        values = np.stack(values).reshape(len(units), n_repeats, -1)
         if relative and np.any(np.asarray(baselines)==0): raise InputError("`relative=True` needs a non-zero baseline score")
         scores = np.stack([scorer.worse(values[:, r], None if rows[r] is None else baselines[r], relative) for r in range(n_repeats)], 1)
         what = 'when shuffled' + (' (relative)' if relative else '')
@@ -149,8 +159,7 @@ class PermutationImportance(ImportanceResult):
             res.results['conditioned_on'] = res.results.feature.map(cond.conditioned_on)
             res.results['note'] = res.results.feature.map(cond.notes)
         if by=='prediction':
-            per_row = np.stack(answers_per_row(answers, rows, eng.data.n)).reshape(len(units), n_repeats, -1)
-            with np.errstate(invalid='ignore'): mean = np.nanmean(per_row, 1)
+            mean = per_row.mean()
             names = [u.name for u in units]
             res.deviations = pd.DataFrame(mean[[names.index(f) for f in res.results.feature]].T, index=eng.index,
                                           columns=list(res.results.feature))

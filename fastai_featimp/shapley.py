@@ -59,14 +59,13 @@ class Game:
         store_attr('learn,players,data,background,bs')
         self.split = LinearInput.of(learn, background.cats, background.conts)
         if self.split is not None:
-            self.owner = torch.cat([players.cat_owner, players.cont_owner])
             self.bg_parts = self.parts(background.cats, background.conts)
             self.bg_hidden = self.bg_parts.sum(1) + self.split.offset
 
     def parts(self, cats, conts):
         "Each player's part of the first layer's output (rows × players × width)"
-        cols = self.split.columns(cats, conts)
-        return cols.new_zeros(len(cols), self.players.m, cols.shape[-1]).index_add_(1, self.owner, cols)
+        p = self.players
+        return self.split.parts(cats, conts, p.cat_owner, p.cont_owner, p.m)
 
     def differences(self, xi, bi):
         "Each player's part in data rows `xi` (rows) minus in background rows `bi` (rows × k): (rows × k × players × width)"

@@ -12,7 +12,7 @@ from .engine import bn_affine
 
 # %% auto #0
 __all__ = ['Welford', 'feature_spans', 'first_linear', 'bn_scale', 'input_scale', 'effective_weights', 'InputMap',
-           'feature_scores', 'VarianceImportance']
+           'feature_scores', 'VarianceResult', 'VarianceImportance']
 
 # %% ../nbs/15_variance.ipynb #114671d8
 class Welford:
@@ -126,11 +126,30 @@ def feature_scores(column_scores, spans, reduce='mean'):
     cols = np.asarray(column_scores, dtype=float)
     return np.array([sum(agg(cols[s]) for s in ss) for ss in spans.values()])
 
-# %% ../nbs/15_variance.ipynb #21ae7cd5
-class VarianceImportance(Callback, ImportanceResult):
-    "Score each input by the variance of its first-layer weights over training times their final size (VIANN)"
-    order,run_valid = 90,False
+# %% ../nbs/15_variance.ipynb #5c0e7a3d
+class VarianceResult(ImportanceResult):
+    "VIANN scores of a learner's inputs from the weights tracked over training: `.results` per feature, `.column_scores` per input column"
     label = 'VIANN importance (share of the largest)'
+    def __init__(self, results, scores, column_scores, n_samples):
+        super().__init__(results, scores, self.label)
+        self.column_scores,self.n_samples = column_scores,n_samples
+
+    @classmethod
+    def compute(cls, stats, inputs, reduce='mean'):
+        "Score each input column and feature from the tracked variance `stats` and the current weights of `inputs` (an `InputMap`)"
+        columns = (stats.var*inputs.weights().abs()).sum(0).cpu().numpy()
+        raw = feature_scores(columns, inputs.spans, reduce)
+        results,scores = importance_table(list(inputs.features.values()), raw/raw.max() if raw.max() > 0 else raw)
+        results = results.drop(columns=['std', 'ci_low', 'ci_high'])  # one score per feature: no spread to report
+        results.insert(2, 'score', results.feature.map(dict(zip(inputs.features, raw))))
+        return cls(results, scores, pd.Series(columns, index=inputs.labels), stats.n)
+
+    def __repr__(self): return f"VIANN importance after {self.n_samples} samples of the weights:\n{self.results.to_string(max_rows=30)}"
+
+# %% ../nbs/15_variance.ipynb #21ae7cd5
+class VarianceImportance(Callback):
+    "Track the variance of first-layer weights over training to score each input (VIANN); `result()` hands out the scores"
+    order,run_valid = 90,False
     def __init__(self,
         every:str='epoch', # add a sample of the weights after each training `'epoch'` or `'batch'`
         reduce:str='mean', # a categorical column's levels (or embedding dims) count by their `'mean'` or `'sum'`
@@ -142,19 +161,7 @@ class VarianceImportance(Callback, ImportanceResult):
         if view not in _views: raise ValueError(f"unknown view {view!r}; choose one of {_views}")
         keep = check_flag('keep', keep)
         store_attr()
-        self.stats,self.inputs,self.scores,self._results,self._tracking = None,None,None,None,False
-
-    @property
-    def results(self):
-        "The importance of each feature, most important first"
-        if self._results is None and self.stats is not None and self.stats.n > 1: self.compute()  # the fit was interrupted
-        if self._results is None:
-            n = 0 if self.stats is None else self.stats.n
-            raise ValueError(f"no variance importance yet: it needs at least two samples of the weights (the initial "
-                             f"ones and one update), got {n}; train for at least one epoch, or use `every='batch'`")
-        return self._results
-    @results.setter
-    def results(self, value): self._results = value
+        self.stats,self.inputs,self._result,self._tracking = None,None,None,False
 
     def before_train(self):
         "Start tracking at the first training phase of a fit, unless it is `lr_find`'s"
@@ -162,7 +169,7 @@ class VarianceImportance(Callback, ImportanceResult):
         self.inputs = InputMap(self.learn, self.view)
         weights = self.inputs.weights()
         if not (self.keep and self.stats is not None and self.stats.mean.shape==weights.shape):
-            self.stats,self.results = Welford(weights),None
+            self.stats,self._result = Welford(weights),None
         self._tracking = True
 
     def after_batch(self):
@@ -175,22 +182,35 @@ class VarianceImportance(Callback, ImportanceResult):
         "Score the inputs with the final weights"
         if not self._tracking: return
         self._tracking = False
-        if self.stats.n > 1: self.compute()
+        if self.stats.n > 1: self._result = self.compute()
 
     def compute(self):
-        "Score each input column and feature from the tracked variance and the current weights; returns `self`"
-        if self.stats is None: raise ValueError("nothing tracked yet: train with this callback first")
-        columns = (self.stats.var*self.inputs.weights().abs()).sum(0).cpu().numpy()
-        self.column_scores = pd.Series(columns, index=self.inputs.labels)
-        raw = feature_scores(columns, self.inputs.spans, self.reduce)
-        units = list(self.inputs.features.values())
-        results,self.scores = importance_table(units, raw/raw.max() if raw.max() > 0 else raw)
-        self.results = results.drop(columns=['std', 'ci_low', 'ci_high'])  # one score per feature: no spread to report
-        self.n_samples = self.stats.n
-        self.results.insert(2, 'score', self.results.feature.map(dict(zip(self.inputs.features, raw))))
-        return self
+        "A `VarianceResult` from the samples so far and the current weights"
+        n = 0 if self.stats is None else self.stats.n
+        if n < 2:
+            raise ValueError(f"no variance importance yet: it needs at least two samples of the weights (the initial "
+                             f"ones and one update), got {n}; train for at least one epoch, or use `every='batch'`")
+        return VarianceResult.compute(self.stats, self.inputs, self.reduce)
 
-    def _repr_html_(self): return None if self._results is None else super()._repr_html_()
+    def result(self):
+        "The scores of the last fit, taken with its final weights (of the moment, for a fit that was interrupted)"
+        if self._result is None: self._result = self.compute()
+        return self._result
+
+    # shortcuts to `result()`, so that `learn.variance_importance.results` and `.plot()` read as for every other method
+    @property
+    def results(self): return self.result().results
+    @property
+    def scores(self): return self.result().scores
+    @property
+    def column_scores(self): return self.result().column_scores
+    @property
+    def n_samples(self): return self.result().n_samples
+    def plot(self, top=20, kind='bar', ax=None, title=None, metric=None):
+        "The result's plot (see `ImportanceResult.plot`)"
+        return self.result().plot(top, kind, ax, title, metric)
+
+    def _repr_html_(self): return None if self._result is None else self._result._repr_html_()
     def __repr__(self):
-        if self._results is None: return f"{type(self).__name__}(every={self.every!r}, reduce={self.reduce!r}, view={self.view!r}): nothing tracked yet"
-        return f"{type(self).__name__} after {self.n_samples} samples of the weights:\n{self._results.to_string(max_rows=30)}"
+        if self._result is None: return f"{type(self).__name__}(every={self.every!r}, reduce={self.reduce!r}, view={self.view!r}): nothing tracked yet"
+        return f"{type(self).__name__} after {self.n_samples} samples of the weights:\n{self._result.results.to_string(max_rows=30)}"

@@ -101,3 +101,17 @@ def test_whole_data_read_at_once_equals_its_batches(classification, source):
         assert type(got) is torch.Tensor and got.dtype == want.dtype
         torch.testing.assert_close(got, want.as_subclass(torch.Tensor), rtol=0, atol=0)
     assert data.n == len(dl.dataset) and data.index.equals(dl.dataset.items.index)
+
+
+def test_association_computed_once(regression, monkeypatch):
+    "`groups='auto'` with `conditional=True` measures the association of the columns once, given or not"
+    calls = []
+    def counted(*args): calls.append(1); return association_matrix(*args)
+    monkeypatch.setattr(engine, 'association_matrix', counted)
+    learn, _ = regression
+    learn.permutation_importance(groups='auto', conditional=True, n_repeats=1, seed=0, show_progress=False)
+    assert len(calls) == 1
+    eng = Engine(learn)
+    columns = eng.association()
+    eng.unit_association(eng.units(), columns); eng.units('auto', columns=columns); eng.association()
+    assert len(calls) == 2  # one more engine, one more measure

@@ -65,7 +65,11 @@ def test_welford_matches_numpy(dls, every, view):
 
 
 def test_two_features_that_matter_rank_first(trained):
-    res = trained.variance_importance.results
+    cb = trained.variance_importance
+    result = cb.result()  # the callback hands out a finished result, and is not one
+    assert isinstance(result, VarianceResult) and not isinstance(cb, ImportanceResult) and result is cb.result()
+    res = result.results
+    pd.testing.assert_frame_equal(cb.results, res)
     assert set(res.feature[:2]) == {'a', 'b'}
     assert res.importance.iloc[0] == 1 and res.importance.between(0, 1).all()
     assert (res.score > 0).all()

@@ -1,0 +1,207 @@
+"The first-layer split: every method gives the whole model's answers with it, on every TabularModel layout; the whole model runs where it must"
+from contextlib import contextmanager
+import numpy as np, pandas as pd, pytest, torch
+from fastai.tabular.all import *
+from fastai_featimp.all import *
+
+
+@contextmanager
+def whole_model():
+    "Refuse the split, so that every method runs the whole model"
+    LinearInput.enabled = False
+    try: yield
+    finally: LinearInput.enabled = True
+
+
+def splits(learn):
+    "Whether the engine evaluates `learn` in its first layer's space"
+    eng = Engine(learn, with_labels=False)
+    with evaluating(learn): return eng.first_layer(learn)[0] is not None
+
+
+def close(fast, whole, rtol=1e-5):
+    "Equal to `rtol` relative to the largest magnitude (values near zero have no relative precision of their own)"
+    fast, whole = np.asarray(fast, dtype=float), np.asarray(whole, dtype=float)
+    np.testing.assert_allclose(fast, whole, rtol=rtol, atol=rtol*np.nanmax(np.abs(whole)))
+
+
+def frame(n=400, seed=0):
+    "Three continuous features (`x2` with missing values), two categoricals, a regression, a binary and a 3-class target"
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({'x1': rng.normal(size=n), 'x2': rng.normal(size=n), 'x3': rng.normal(size=n),
+                       'c1': rng.choice(list('abcd'), n), 'c2': rng.choice(list('uvw'), n)})
+    df['y'] = 2*df.x1 + df.x2 + df.c1.map(dict(a=-1., b=0., c=1., d=2.)) + 0.1*rng.normal(size=n)
+    df['z'] = df.x3 - df.x1 + 0.1*rng.normal(size=n)
+    df['k'] = np.where(df.y > 1, 'high', np.where(df.y < -1, 'low', 'mid'))
+    df.loc[rng.random(n) < 0.15, 'x2'] = np.nan
+    return df
+
+
+def fitted(cat_names, cont_names, y_names, y_block=None, metrics=None, epochs=2, **config):
+    "A small `tabular_learner` on `frame`, trained briefly with `tabular_config(**config)`"
+    df = frame()
+    set_seed(0, reproducible=True)
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify, FillMissing, Normalize], cat_names=cat_names,
+                                     cont_names=cont_names, y_names=y_names, y_block=y_block, bs=64,
+                                     valid_idx=list(range(300, 400)))
+    learn = tabular_learner(dls, layers=[32, 16], metrics=metrics, config=tabular_config(**config))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 1e-2)
+    return learn
+
+
+layouts = {
+    'categoricals only': lambda: fitted(['c1', 'c2'], [], 'y', metrics=rmse),
+    'continuous only, y_range, no bn_cont': lambda: fitted([], ['x1', 'x3'], 'y', metrics=rmse, y_range=(-5, 5), bn_cont=False),
+    'na companions, lin_first=False, dropout': lambda: fitted(['c1', 'c2'], ['x1', 'x2', 'x3'], 'y', metrics=[rmse, mae],
+                                                             lin_first=False, ps=[0.2, 0.1], embed_p=0.1),
+    'multi-class': lambda: fitted(['c1', 'c2'], ['x1', 'x2', 'x3'], 'k', y_block=CategoryBlock(), metrics=accuracy),
+    'multi-target': lambda: fitted(['c1'], ['x1', 'x2', 'x3'], ['y', 'z'], y_block=RegressionBlock(n_out=2)),
+}
+
+
+@pytest.fixture(scope='module', params=list(layouts))
+def layout(request): return layouts[request.param]()
+
+
+def both(f):
+    "`f()` through the split, then with the whole model"
+    fast = f()
+    with whole_model(): whole = f()
+    return fast, whole
+
+
+def test_permutation_split_equals_whole(layout):
+    learn = layout
+    assert splits(learn)
+    with whole_model(): assert not splits(learn)
+    feats = list(Engine(learn).features)
+    q = dict(n_repeats=2, seed=1, show_progress=False)
+    modes = [dict(metric='all'), dict(relative=True), dict(max_rows=150), dict(conditional=True, min_association=0.05),
+             dict(groups=[feats[:2]]), dict(groups='auto', threshold=0.05)]
+    for mode in modes:
+        fast, whole = both(lambda: learn.permutation_importance(**q, **mode))
+        assert fast.results.feature.tolist() == whole.results.feature.tolist(), mode
+        close(fast.scores, whole.scores)
+    fast, whole = both(lambda: learn.permutation_importance(by='prediction', max_rows=200, **q))
+    close(fast.scores, whole.scores)
+    pd.testing.assert_index_equal(fast.deviations.columns, whole.deviations.columns)
+    close(fast.deviations.to_numpy(), whole.deviations.to_numpy())
+
+
+def test_dependence_split_equals_whole(layout):
+    learn = layout
+    feats = Engine(learn).features
+    first = next(iter(feats))
+    fast, whole = both(lambda: learn.partial_dependence(first, ice=20, n_points=6, seed=0, show_progress=False))
+    pd.testing.assert_frame_equal(fast.results, whole.results, rtol=1e-5, atol=1e-6)
+    pd.testing.assert_frame_equal(fast.ice, whole.ice, rtol=1e-5, atol=1e-6)
+    if len(feats) > 1:
+        pair = list(feats)[:2]
+        fast, whole = both(lambda: learn.partial_dependence(pair, n_points=4, show_progress=False))
+        pd.testing.assert_frame_equal(fast.results, whole.results, rtol=1e-5, atol=1e-6)
+    cat = next((n for n, f in feats.items() if f.kind == 'categorical'), None)
+    if cat is not None:
+        for by in ('metric', 'prediction'):
+            fast, whole = both(lambda: learn.value_importance(cat, by=by, show_progress=False))
+            close(fast.results.effect, whole.results.effect)
+
+
+def test_shapley_and_sage_split_equal_whole(layout):
+    learn = layout
+    fast, whole = both(lambda: learn.shap_values(n_background=20, seed=0, show_progress=False))
+    close(fast.all_values, whole.all_values)
+    fast, whole = both(lambda: learn.shap_values(n_background=20, max_evals=30, seed=0, show_progress=False))
+    close(fast.all_values, whole.all_values)
+    fast, whole = both(lambda: learn.sage_importance(n_background=20, n_permutations=8, seed=0, show_progress=False))
+    close(fast.scores, whole.scores)
+
+
+class Wrapped(Module):
+    "A custom model: a `TabularModel` inside a module of its own"
+    def __init__(self, inner): self.inner = inner
+    def forward(self, cats, conts): return self.inner(cats, conts)
+
+
+class Doubled(Callback):
+    "A callback acting on batches: doubles the predictions"
+    def after_pred(self): self.learn.pred = self.learn.pred*2
+
+
+@pytest.fixture(scope='module')
+def regression(): return fitted(['c1', 'c2'], ['x1', 'x2', 'x3'], 'y', metrics=rmse)
+
+
+def test_custom_model_runs_whole(regression):
+    learn = regression
+    custom = TabularLearner(learn.dls, Wrapped(learn.model), loss_func=learn.loss_func, metrics=rmse)
+    assert splits(learn) and not splits(custom)
+    q = dict(n_repeats=2, seed=0, show_progress=False)
+    close(custom.permutation_importance(**q).scores, learn.permutation_importance(**q).scores)
+    close(custom.shap_values(n_background=20, seed=0, show_progress=False).all_values,
+          learn.shap_values(n_background=20, seed=0, show_progress=False).all_values)
+
+
+def test_batch_callback_runs_whole(regression):
+    learn = regression
+    q = dict(n_repeats=2, seed=0, show_progress=False, by='prediction')
+    plain = learn.permutation_importance(**q)
+    with learn.added_cbs(Doubled()):
+        assert not splits(learn)
+        doubled = learn.permutation_importance(**q)
+        shap = learn.shap_values(n_background=20, seed=0, show_progress=False)
+    close(doubled.deviations.to_numpy(), 2*plain.deviations.to_numpy())  # the callback took part in every forward
+    close(shap.all_values, 2*learn.shap_values(n_background=20, seed=0, show_progress=False).all_values)
+
+
+def largest_allocation(f):
+    "The largest block of CPU memory torch allocates while `f` runs, in bytes, and `f`'s result"
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof: out = f()
+    return max(e.cpu_memory_usage for e in prof.events()), out
+
+
+def test_memory_bounded_on_1000_features():
+    "Permutation importance on 1,000 continuous features: no tensor of rows x features x width is ever built"
+    n, m, width = 400, 1000, 200
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(n, m)).astype(np.float32), columns=[f'f{i}' for i in range(m)])
+    df['y'] = df.f0 + 0.1*rng.normal(size=n)
+    dls = TabularDataLoaders.from_df(df, procs=[Normalize], cont_names=[f'f{i}' for i in range(m)], y_names='y', bs=64,
+                                     valid_idx=list(range(100, n)))
+    learn = tabular_learner(dls, layers=[width, 100])
+    assert splits(learn)
+    peak, res = largest_allocation(lambda: learn.permutation_importance(n_repeats=1, metric='loss', seed=0, show_progress=False))
+    assert len(res.results) == m
+    encoded = 300*m*4  # the validation rows' continuous values
+    assert peak < 300*m*width*4/20  # a rows x features x width tensor would be 240 MB; a batch is a few MB
+    assert peak <= 2*max(encoded, Engine(learn).bs*m*4)
+
+
+def test_deviations_memory_independent_of_repeats(regression):
+    "`by='prediction'` sums per-row deviations as the repeats come: no table per repeat is kept"
+    import tracemalloc
+    learn, df = regression, frame(4000, seed=3)
+    def peak(n_repeats):
+        tracemalloc.start()
+        try:
+            res = learn.permutation_importance(df=df, by='prediction', n_repeats=n_repeats, seed=0, show_progress=False)
+            return tracemalloc.get_traced_memory()[1], res
+        finally: tracemalloc.stop()
+    (one, a), (six, b) = peak(1), peak(6)
+    table = a.deviations.to_numpy().nbytes  # rows x units, float64: what one repeat's answers would hold
+    assert b.deviations.shape == a.deviations.shape
+    assert six - one < table  # keeping every repeat's answers would add at least 5 such tables
+
+
+class Shifted(Perturbation):
+    "A perturbation that names no feature, so may rewrite any column: here it adds one to continuous column 0"
+    def __call__(self, data, positions, cats, conts): conts[:, 0] += 1
+
+
+def test_perturbation_without_feature_recomputes_whole_rows(regression):
+    learn = regression
+    scorer = MetricScorer(learn, 'loss')
+    perturbations = [Shifted(), Identity(), Permute(Engine(learn).features['c1'], torch.arange(100).flip(0))]
+    fast = np.stack(Engine(learn, bs=64).evaluate(perturbations, scorer))
+    with whole_model(): whole = np.stack(Engine(learn, bs=64).evaluate(perturbations, scorer))
+    close(fast, whole)
+    assert fast[0, 0] != fast[1, 0]
