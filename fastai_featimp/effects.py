@@ -277,8 +277,9 @@ class AccumulatedLocalEffects(Result):
         known = tabular_features(learn.dls.train_ds, learn.model)
         for f in features: check_feature(f, known, learn.dls.train_ds.y_names)
         if len(features)==2 and any(known[f].kind!='continuous' for f in features):
-            raise InputError(f"the second-order ALE needs two continuous features; {', '.join(repr(f) for f in features if known[f].kind!='continuous')} "
-                             f"is categorical (explain it alone, or with `learn.partial_dependence([a, b])`)")
+            cats = [f for f in features if known[f].kind!='continuous']
+            raise InputError(f"the second-order ALE needs two continuous features; {', '.join(map(repr, cats))} {'is' if len(cats)==1 else 'are'} "
+                             f"categorical (explain each alone, or both with `learn.partial_dependence([a, b])`)")
         output = check_output(learn, output)
         weights = weights_for(learn, sample_weight, df, dl)
         with kept(learn):

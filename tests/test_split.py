@@ -82,6 +82,9 @@ def test_permutation_split_equals_whole(layout):
         fast, whole = both(lambda: learn.permutation_importance(**q, **mode))
         assert fast.results.feature.tolist() == whole.results.feature.tolist(), mode
         close(fast.scores, whole.scores)
+    weights = np.linspace(0, 2, 100)  # the validation set's 100 rows, weighted
+    fast, whole = both(lambda: learn.permutation_importance(sample_weight=weights, **q))
+    close(fast.scores, whole.scores)
     fast, whole = both(lambda: learn.permutation_importance(by='prediction', max_rows=200, **q))
     close(fast.scores, whole.scores)
     pd.testing.assert_index_equal(fast.deviations.columns, whole.deviations.columns)
@@ -98,6 +101,10 @@ def test_dependence_split_equals_whole(layout):
     if len(feats) > 1:
         pair = list(feats)[:2]
         fast, whole = both(lambda: learn.partial_dependence(pair, n_points=4, show_progress=False))
+        pd.testing.assert_frame_equal(fast.results, whole.results, rtol=1e-5, atol=1e-6)
+    conts = [n for n, f in feats.items() if f.kind == 'continuous']
+    for feature in [first] + ([conts[:2]] if len(conts) > 1 else []):  # accumulated local effects, one feature and a pair
+        fast, whole = both(lambda: learn.accumulated_local_effects(feature, bins=5, show_progress=False))
         pd.testing.assert_frame_equal(fast.results, whole.results, rtol=1e-5, atol=1e-6)
     cat = next((n for n, f in feats.items() if f.kind == 'categorical'), None)
     if cat is not None:
