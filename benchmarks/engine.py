@@ -91,6 +91,8 @@ CASES = [  # name, layers, rows, continuous, categorical, repeats, how, target
     ('20 features, small', [64, 32], 10_000, 15, 5, 1, 'split', 1.2),
     ('custom nn.Module', [64, 32], 100_000, 15, 5, 1, 'custom', 1.15),
     ('batch callback', [64, 32], 100_000, 15, 5, 1, 'callback', 1.15),
+    ('custom nn.Module', [64, 32], 100_000, 15, 5, 5, 'custom', 1.15),
+    ('batch callback', [64, 32], 100_000, 15, 5, 5, 'callback', 1.15),
 ]
 
 
