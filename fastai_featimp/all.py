@@ -11,3 +11,4 @@ from .dependence import *
 from .dropcolumn import *
 from .variance import *
 from .shapley import *
+from .interactions import *

@@ -13,8 +13,8 @@ from .scoring import *
 
 # %% auto #0
 __all__ = ['TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'default_bs', 'progress', 'Evaluator',
-           'normalization', 'rounded', 'FeatureValues', 'output_names', 'test_dataloader', 'Engine', 'bn_affine',
-           'folded', 'LinearInput']
+           'normalization', 'rounded', 'FeatureValues', 'output_names', 'output_candidates', 'check_output',
+           'test_dataloader', 'Engine', 'bn_affine', 'folded', 'LinearInput']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 class TabularTensors:
@@ -193,6 +193,19 @@ def output_names(learn, n_outputs):
     if vocab is not None and len(vocab)==n_outputs: return [str(v) for v in vocab]
     y_names = list(learn.dls.train_ds.y_names)
     return y_names if len(y_names)==n_outputs else [f'output {i}' for i in range(n_outputs)]
+
+# %% ../nbs/04_engine.ipynb #639860e1
+def output_candidates(learn):
+    "The names `output=` may take before the model runs: the classes of a classifier, else the targets"
+    vocab = getattr(learn.dls, 'vocab', None)
+    return [str(v) for v in vocab] if isinstance(vocab, (CategoryMap, L, list)) else [str(y) for y in learn.dls.train_ds.y_names]
+
+def check_output(learn, output):
+    "`output` as a name the model's outputs carry, or a clear error"
+    if output is None: return None
+    names = output_candidates(learn)
+    if str(output) not in names: raise ValueError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, names))}")
+    return str(output)
 
 # %% ../nbs/04_engine.ipynb #02b4ce69
 def test_dataloader(learn, df=None, dl=None, with_labels=True):
