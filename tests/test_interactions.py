@@ -1,5 +1,6 @@
 "Interactions: Friedman's H (`learn.interaction_strength`) and SHAP interaction values (`learn.shap_values(interactions=True)`)"
 import itertools, math, warnings
+from contextlib import contextmanager
 import numpy as np, pandas as pd, pytest, torch
 from fastai.tabular.all import *
 from fastai_featimp.all import *
@@ -28,11 +29,13 @@ def additive():
     return train_tabular(df, ['c0'], ['x0', 'x1', 'x2', 'x3'], 'y', epochs=2, layers=()), df
 
 
+@contextmanager
 def counting(learn):
-    "A list that grows by one at each forward pass of `learn`'s model"
+    "A list that grows by one at each forward pass of `learn`'s model, while inside"
     calls = []
-    learn.model.register_forward_pre_hook(lambda m, i: calls.append(1))
-    return calls
+    hook = learn.model.register_forward_pre_hook(lambda m, i: calls.append(1))
+    try: yield calls
+    finally: hook.remove()
 
 
 def test_product_pair_strongest(product):
@@ -105,8 +108,8 @@ def test_state_unchanged(regression):
 ])
 def test_bad_input_before_any_forward(regression, kwargs, message):
     learn, df = regression
-    calls = counting(learn)
-    with pytest.raises((ValueError, TypeError), match=message.replace('(', r'\(')): learn.interaction_strength(df.iloc[-50:], show_progress=False, **kwargs)
+    with counting(learn) as calls, pytest.raises((ValueError, TypeError), match=message.replace('(', r'\(')):
+        learn.interaction_strength(df.iloc[-50:], show_progress=False, **kwargs)
     assert not calls
 
 
@@ -184,11 +187,11 @@ def test_shap_interactions_product(product):
 
 def test_shap_interactions_refused(regression):
     learn, df = regression
-    calls = counting(learn)
-    with pytest.raises(ValueError, match='`interactions=True` needs exact values'):
-        learn.shap_values(df.iloc[-5:], interactions=True, max_evals=20, show_progress=False)
-    with pytest.raises(TypeError, match='`interactions` must be True or False'):
-        learn.shap_values(df.iloc[-5:], interactions='yes', show_progress=False)
+    with counting(learn) as calls:
+        with pytest.raises(ValueError, match='`interactions=True` needs exact values'):
+            learn.shap_values(df.iloc[-5:], interactions=True, max_evals=20, show_progress=False)
+        with pytest.raises(TypeError, match='`interactions` must be True or False'):
+            learn.shap_values(df.iloc[-5:], interactions='yes', show_progress=False)
     assert not calls
     sv = learn.shap_values(df.iloc[-3:], n_background=10, seed=0, show_progress=False)
     with pytest.raises(ValueError, match='no interaction values'): sv.interaction_values
