@@ -280,6 +280,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'fastai_featimp/interactions.py'),
                                              'fastai_featimp.interactions.pick_units': ( 'interactions.html#pick_units',
                                                                                          'fastai_featimp/interactions.py'),
+                                             'fastai_featimp.interactions.root': ( 'interactions.html#root',
+                                                                                   'fastai_featimp/interactions.py'),
                                              'fastai_featimp.interactions.unit_values': ( 'interactions.html#unit_values',
                                                                                           'fastai_featimp/interactions.py')},
             'fastai_featimp.permutation': { 'fastai_featimp.permutation.Conditioning': ( 'permutation.html#conditioning',
