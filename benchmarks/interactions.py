@@ -91,8 +91,8 @@ def main(n_rows, shap_rows, shap_bg, runs, quick, write):
     lines = []
     def say(s=''): print(s); lines.append(s)
     df = make_data(6000)
-    learn = train(df.iloc[:5000] if not quick else df.iloc[:2000], CONTS, epochs=6 if not quick else 2)
-    rows = df.iloc[5000:5000 + n_rows].drop(columns='y')
+    learn = train(df if not quick else df.iloc[3000:], CONTS, epochs=6 if not quick else 2)  # fitted on 5,000 rows, the last 1,000 held out
+    rows = df.iloc[5000:5000 + n_rows].drop(columns='y') if not quick else df.iloc[-n_rows:].drop(columns='y')
     um = UnitModel(learn)
     X = um.matrix(rows)
     say(f"torch {torch.__version__}; {len(um.units)} features; H on {len(rows)} rows; one torch thread, best of {runs} rounds, CPU s\n")
@@ -108,33 +108,35 @@ def main(n_rows, shap_rows, shap_bg, runs, quick, write):
     fcol = [c for c in ovo.columns if 'eature' in c]
     hcol = [c for c in ovo.columns if c not in fcol][0]
     art = {frozenset(r[fcol]): r[hcol] for _, r in ovo.iterrows()}
-    table = ours.pairs.assign(pyartemis=[art[frozenset((a, b))] for a, b in zip(ours.pairs.feature_1, ours.pairs.feature_2)])
+    table = ours.pairs.assign(pyartemis_h2=[art[frozenset((a, b))] for a, b in zip(ours.pairs.feature_1, ours.pairs.feature_2)])
     n_bg, n_units = ours.n_background, len(ours.names)
     our_rows = (2*n_units + n_units*(n_units - 1)//2)*n_rows*n_bg + n_rows
-    say(f"| tool | time | model rows | first pair (H) | next pair (H) |\n|---|---|---|---|---|")
+    say("pyartemis reports H² (its `_calculate_hstat_value` returns the ratio of sums, no square root); ours is compared as `h2`.\n")
+    say(f"| tool | time | model rows | first pair (H²) | next pair (H²) |\n|---|---|---|---|---|")
     top_art = sorted(art.items(), key=lambda kv: -kv[1])
+    byh = table.sort_values('h2', ascending=False)
     say(f"| pyartemis `FriedmanHStatisticMethod` | {t['pyartemis']:.1f} s | {art_rows/1e6:.1f} M | "
         f"{'·'.join(sorted(top_art[0][0]))} ({top_art[0][1]:.3f}) | {'·'.join(sorted(top_art[1][0]))} ({top_art[1][1]:.3f}) |")
     say(f"| ours, `interaction_strength` ({n_bg} background rows) | {t['ours']:.1f} s | {our_rows/1e6:.1f} M | "
-        f"{table.feature_1[0]}·{table.feature_2[0]} ({table.h[0]:.3f}) | {table.feature_1[1]}·{table.feature_2[1]} ({table.h[1]:.3f}) |")
+        f"{byh.feature_1.iloc[0]}·{byh.feature_2.iloc[0]} ({byh.h2.iloc[0]:.3f}) | {byh.feature_1.iloc[1]}·{byh.feature_2.iloc[1]} ({byh.h2.iloc[1]:.3f}) |")
     say(f"\nTime ours / pyartemis: {t['ours']/t['pyartemis']:.3f}")
-    diff = (table.h - table.pyartemis).abs()
-    say(f"Pairs with |H ours - H pyartemis| > 0.05: {(diff > 0.05).sum()} of {len(table)}; largest {diff.max():.3f}; "
+    diff = (table.h2 - table.pyartemis_h2).abs()
+    say(f"Pairs with |H² ours - H² pyartemis| > 0.05: {(diff > 0.05).sum()} of {len(table)}; largest {diff.max():.3f}; "
         f"pairs flagged interacting by ours: {int(table.interacting.sum())}")
     copy = table[(table.feature_1.isin(['x0', 'x0_copy'])) & (table.feature_2.isin(['x0', 'x0_copy']))].iloc[0]
-    say(f"x0 · x0_copy (near copy): H ours {copy.h:.3f} [{copy.ci_low:.3f}, {copy.ci_high:.3f}], interacting {copy.interacting}; pyartemis {copy.pyartemis:.3f}")
-    say("\nThe ten strongest pairs by ours, with pyartemis's H of the same pair:\n")
-    say(table.head(10)[['feature_1', 'feature_2', 'h', 'ci_low', 'ci_high', 'strength', 'interacting', 'pyartemis']].to_string(index=False, float_format=lambda v: f'{v:.3f}'))
-    say("\nThe ten pairs where pyartemis's H is largest among those ours does not flag:\n")
-    say(table[~table.interacting].sort_values('pyartemis', ascending=False).head(10)[['feature_1', 'feature_2', 'h', 'ci_low', 'ci_high', 'pyartemis']].to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+    say(f"x0 · x0_copy (near copy): H ours {copy.h:.3f} [{copy.ci_low:.3f}, {copy.ci_high:.3f}], interacting {copy.interacting}; H² ours {copy.h2:.4f}, pyartemis {copy.pyartemis_h2:.4f}")
+    say("\nThe ten largest interactions by ours (strength: root mean square, prediction units), with pyartemis's H² of the same pair:\n")
+    say(table.head(10)[['feature_1', 'feature_2', 'h', 'ci_low', 'ci_high', 'h2', 'strength', 'interacting', 'pyartemis_h2']].to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+    say("\nThe ten pairs where pyartemis's H² is largest among those ours does not flag:\n")
+    say(table[~table.interacting].sort_values('pyartemis_h2', ascending=False).head(10)[['feature_1', 'feature_2', 'h', 'ci_low', 'ci_high', 'h2', 'h2_std_error', 'pyartemis_h2']].to_string(index=False, float_format=lambda v: f'{v:.3f}'))
 
     # SHAP interaction values on a model with few players
     import shap
     small = ['x0', 'x1', 'x2', 'x3', 'x4']
     sdf = df[small + ['c0', 'y']]
-    slearn = train(sdf.iloc[:5000] if not quick else sdf.iloc[:2000], small, epochs=6 if not quick else 2)
+    slearn = train(sdf if not quick else sdf.iloc[3000:], small, epochs=6 if not quick else 2)
     srows = sdf.iloc[5000:5000 + shap_rows].drop(columns='y')
-    bg = sdf.iloc[:5000].sample(shap_bg, random_state=0).drop(columns='y')
+    bg = sdf.iloc[3000:5000].sample(shap_bg, random_state=0).drop(columns='y')
     sum_ = UnitModel(slearn)
     SX, SB = sum_.matrix(srows), sum_.matrix(bg)
     found = {}
