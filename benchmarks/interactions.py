@@ -125,6 +125,17 @@ def main(n_rows, shap_rows, shap_bg, runs, quick, write):
         f"pairs flagged interacting by ours: {int(table.interacting.sum())}")
     copy = table[(table.feature_1.isin(['x0', 'x0_copy'])) & (table.feature_2.isin(['x0', 'x0_copy']))].iloc[0]
     say(f"x0 · x0_copy (near copy): H ours {copy.h:.3f} [{copy.ci_low:.3f}, {copy.ci_high:.3f}], interacting {copy.interacting}; H² ours {copy.h2:.4f}, pyartemis {copy.pyartemis_h2:.4f}")
+    apart = table[diff > 0.05]
+    if len(apart):
+        units = sorted(set(apart.feature_1) | set(apart.feature_2))
+        ref = learn.interaction_strength(df=rows, features=units, n_rows=n_rows, n_background=n_rows, seed=1, show_progress=False).pairs
+        ref = {frozenset((a, b)): v for a, b, v in zip(ref.feature_1, ref.feature_2, ref.h2)}
+        apart = apart.assign(reference_h2=[ref[frozenset((a, b))] for a, b in zip(apart.feature_1, apart.feature_2)])
+        err_ours, err_art = (apart.h2 - apart.reference_h2).abs(), (apart.pyartemis_h2 - apart.reference_h2).abs()
+        say(f"\nWhere the two differ by more than 0.05 ({len(apart)} pairs), a reference: ours with all {n_rows} rows as background "
+            f"(two halves of {n_rows//2}, another seed). Mean |error| against it: ours {err_ours.mean():.3f}, pyartemis {err_art.mean():.3f}; "
+            f"ours closer on {(err_ours < err_art).sum()} of {len(apart)}:\n")
+        say(apart[['feature_1', 'feature_2', 'h2', 'h2_std_error', 'pyartemis_h2', 'reference_h2']].to_string(index=False, float_format=lambda v: f'{v:.3f}'))
     say("\nThe ten largest interactions by ours (strength: root mean square, prediction units), with pyartemis's H² of the same pair:\n")
     say(table.head(10)[['feature_1', 'feature_2', 'h', 'ci_low', 'ci_high', 'h2', 'strength', 'interacting', 'pyartemis_h2']].to_string(index=False, float_format=lambda v: f'{v:.3f}'))
     say("\nThe ten pairs where pyartemis's H² is largest among those ours does not flag:\n")
@@ -142,7 +153,7 @@ def main(n_rows, shap_rows, shap_bg, runs, quick, write):
     found = {}
     def keep(name, f): return lambda: found.__setitem__(name, f())
     masker = shap.maskers.Independent(SB, max_samples=len(SB))
-    contenders = {'shap Exact': keep('shap', lambda: shap.explainers.Exact(sum_, masker)(SX, interactions=True).values),
+    contenders = {'shap Exact': keep('shap', lambda: shap.explainers.Exact(sum_, masker)(SX, interactions=True, silent=True).values),
                   'ours': keep('ours', lambda: slearn.shap_values(srows, background=bg, interactions=True, seed=0, show_progress=False))}
     t = race(contenders, runs, CLOCK)
     sv = found['ours']

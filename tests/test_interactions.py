@@ -182,6 +182,8 @@ def test_shap_interactions_product(product):
     assert {sv.names[i], sv.names[j]} == {'x1', 'x2'}
     assert sv.select(sv.output).interaction_values.shape == (40, 5, 5)
     ax = sv.dependence('x1')
+    shap = pytest.importorskip('shap')
+    assert sv.to_shap(interactions=True).values.shape == (40, 5, 5) and sv.to_shap().values.shape == (40, 5)
     assert ax.figure.axes[-1].get_ylabel() == 'x2'  # coloured by the feature interacting most with x1
 
 
@@ -195,3 +197,16 @@ def test_shap_interactions_refused(regression):
     assert not calls
     sv = learn.shap_values(df.iloc[-3:], n_background=10, seed=0, show_progress=False)
     with pytest.raises(ValueError, match='no interaction values'): sv.interaction_values
+
+
+def test_plots(product):
+    learn, df = product
+    res = learn.interaction_strength(df.iloc[-100:], n_rows=100, n_background=20, seed=0, show_progress=False)
+    ax = res.plot(top=4)
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(shown) == 4 and abs(shown.index('x1') - shown.index('x2')) == 1  # the interacting pair side by side
+    assert len(res.plot(top=3, kind='pairs').patches) == 3 and len(res.plot(kind='bar').patches) == 5
+    axs = res.plot_pair('x2', 'x1')
+    assert len(axs) == 3 and axs[2].get_title() == 'difference: the interaction'
+    with pytest.raises(ValueError, match="unknown kind 'pie'"): res.plot(kind='pie')
+    with pytest.raises(ValueError, match="unknown unit 'x9'"): res.plot_pair('x1', 'x9')
