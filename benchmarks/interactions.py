@@ -121,7 +121,10 @@ def main(n_rows, shap_rows, shap_bg, runs, quick, write):
         f"{byh.feature_1.iloc[0]}·{byh.feature_2.iloc[0]} ({byh.h2.iloc[0]:.3f}) | {byh.feature_1.iloc[1]}·{byh.feature_2.iloc[1]} ({byh.h2.iloc[1]:.3f}) |")
     say(f"\nTime ours / pyartemis: {t['ours']/t['pyartemis']:.3f}")
     diff = (table.h2 - table.pyartemis_h2).abs()
-    say(f"Pairs with |H² ours - H² pyartemis| > 0.05: {(diff > 0.05).sum()} of {len(table)}; largest {diff.max():.3f}; "
+    undefined = table[table.h2.isna()]
+    say(f"Pairs whose joint partial dependence varies no more than its noise, so that H is undefined (ours reports NaN): "
+        f"{len(undefined)} of {len(table)}; pyartemis's H² on them: median {undefined.pyartemis_h2.median():.3f}, largest {undefined.pyartemis_h2.max():.3f}")
+    say(f"Among the other pairs, |H² ours - H² pyartemis| > 0.05: {(diff > 0.05).sum()} of {table.h2.notna().sum()}; largest {diff.max():.3f}; "
         f"pairs flagged interacting by ours: {int(table.interacting.sum())}")
     copy = table[(table.feature_1.isin(['x0', 'x0_copy'])) & (table.feature_2.isin(['x0', 'x0_copy']))].iloc[0]
     say(f"x0 · x0_copy (near copy): H ours {copy.h:.3f} [{copy.ci_low:.3f}, {copy.ci_high:.3f}], interacting {copy.interacting}; H² ours {copy.h2:.4f}, pyartemis {copy.pyartemis_h2:.4f}")

@@ -72,17 +72,19 @@ def unit_values(eng, unit, rows):
 
 # %% ../nbs/17_interactions.ipynb #cdcf3c60
 def centred(x): return x - x.mean(0)
-def root(h2): return min(math.sqrt(max(h2, 0)), 1.)  # H from H², in [0, 1]
+def root(h2): return math.nan if math.isnan(h2) else min(math.sqrt(max(h2, 0)), 1.)  # H from H², in [0, 1]
 
 def h_statistic(parts, whole, level=0.95):
-    "Friedman and Popescu's H² from two independent halves of the background: `parts`, `whole` (rows × 2 halves); its estimate, standard error, interval"
+    "Friedman and Popescu's H² from two independent halves of the background: `parts`, `whole` (rows × 2 halves); its estimate, standard error, interval (NaN when `whole` varies no more than its noise), numerator"
     resid = centred(whole) - centred(parts)
     num = resid[:, 0]*resid[:, 1]  # halves' product: unbiased for the squared interaction, free of the background's noise
-    den = centred(whole.mean(1))**2
-    n,r = len(num),num.mean()/den.mean()
+    den = centred(whole[:, 0])*centred(whole[:, 1])  # the same for the scale: the squared mean would count the noise too
+    n,z = len(num),stats.norm.ppf((1+level)/2)
+    if den.mean() <= z*den.std(ddof=1)/math.sqrt(n): return (math.nan,)*4 + (num.mean(),)  # no joint effect to take a share of
+    r = num.mean()/den.mean()
     a,d = num - num.mean(),den - den.mean()
     var = ((a - r*d)**2).sum()/((n-1)*n*den.mean()**2)  # delta method over the sampled rows
-    half = stats.norm.ppf((1+level)/2)*math.sqrt(var)
+    half = z*math.sqrt(var)
     return r,math.sqrt(var),r-half,r+half,num.mean()
 
 def h_tables(units, pairs, dep, preds, k, level=0.95):
