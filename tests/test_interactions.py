@@ -210,3 +210,26 @@ def test_plots(product):
     assert len(axs) == 3 and axs[2].get_title() == 'difference: the interaction'
     with pytest.raises(ValueError, match="unknown kind 'pie'"): res.plot(kind='pie')
     with pytest.raises(ValueError, match="unknown unit 'x9'"): res.plot_pair('x1', 'x9')
+
+
+def test_shap_interactions_equal_shap_exact_two_players(product):
+    "With two players Lundberg et al.'s values and the index shap's `Exact` computes coincide: ours equal shap's on the same model, background and rows"
+    shap = pytest.importorskip('shap')
+    learn, df = product
+    rows, bg = df.iloc[-6:].drop(columns='y'), df.iloc[:25].drop(columns='y')
+    groups = {'a': ['x0', 'x1', 'c0'], 'b': ['x2', 'x3']}
+    sv = learn.shap_values(rows, background=bg, groups=groups, interactions=True, seed=0, show_progress=False)
+    pool = Engine(learn, df=pd.concat([rows, bg]), with_labels=False).data
+    model = learn.model.eval()
+    def f(z):  # column p of `z`: the pool row whose values player p takes
+        z = torch.as_tensor(z).long()
+        cats, conts = pool.cats[z[:, 0]].clone(), pool.conts[z[:, 0]].clone()
+        for p, u in enumerate(sv.units):
+            cats[:, u.cat_idx], conts[:, u.cont_idx] = pool.cats[z[:, p]][:, u.cat_idx], pool.conts[z[:, p]][:, u.cont_idx]
+        with torch.no_grad(): return model(cats, conts)[:, 0].double().numpy()
+    X = np.repeat(np.arange(len(rows))[:, None], 2, 1).astype(float)
+    B = np.repeat(np.arange(len(rows), len(rows) + len(bg))[:, None], 2, 1).astype(float)
+    theirs = shap.explainers.Exact(f, shap.maskers.Independent(B, max_samples=len(B)))(X, interactions=True, silent=True).values
+    assert sv.interaction_values.shape == theirs.shape == (6, 2, 2)
+    np.testing.assert_allclose(sv.interaction_values, theirs, rtol=1e-5, atol=1e-5*np.abs(theirs).max())
+    assert np.abs(theirs[:, 0, 1]).max() > 1e-3  # the pair does interact: the check is not of zeros
