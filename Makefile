@@ -47,3 +47,4 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/blind_spots.py
 	$(BIN)/python benchmarks/viann_overhead.py
 	$(BIN)/python benchmarks/viann_validation.py
+	$(BIN)/python benchmarks/interactions.py --write
