@@ -29,6 +29,17 @@ def additive():
     return train_tabular(df, ['c0'], ['x0', 'x1', 'x2', 'x3'], 'y', epochs=2, layers=()), df
 
 
+def test_near_copy_no_false_interaction():
+    "A feature and its near copy (correlation 0.995) in a model that adds them up: their pair's H is defined and near zero, not interacting"
+    df = product_df(600, seed=2)
+    df['x0_copy'] = df.x0 + 0.1*np.random.default_rng(3).normal(size=len(df))
+    learn = train_tabular(df, ['c0'], ['x0', 'x0_copy', 'x1', 'x2'], 'y', epochs=2, layers=())
+    res = learn.interaction_strength(df, features=['x0', 'x0_copy', 'x1'], n_rows=200, seed=0, show_progress=False)
+    copy = res.pairs[(res.pairs.feature_1 == 'x0') & (res.pairs.feature_2 == 'x0_copy')].iloc[0]
+    assert np.corrcoef(df.x0, df.x0_copy)[0, 1] > 0.99
+    assert not np.isnan(copy.h) and copy.h < 0.01 and not copy.interacting
+
+
 @contextmanager
 def counting(learn):
     "A list that grows by one at each forward pass of `learn`'s model, while inside"
