@@ -5,7 +5,7 @@ little noise, the categorical `c0`), a `tabular_learner` [200, 100] fitted on 5,
 
 - H: `learn.interaction_strength(df=rows, n_rows=500)` against pyartemis's `FriedmanHStatisticMethod` on the same
   500 held-out rows (pyartemis averages each partial dependence over all 500 rows; ours, by default, over a
-  background of 100 of them in two halves); a player-matrix wrapper feeds pyartemis the learner's encoding.
+  background of 100 of them in ten groups); a player-matrix wrapper feeds pyartemis the learner's encoding.
 - SHAP interaction values: a [200, 100] learner on six of those features (`--players`), `--shap-rows` rows against
   `--shap-background` background rows; `learn.shap_values(..., interactions=True)` against
   `shap.explainers.Exact(model, Independent(background))(X, interactions=True)` and a brute-force enumeration.
@@ -139,7 +139,7 @@ def main(n_rows, shap_rows, shap_bg, runs, quick, write):
         apart = apart.assign(seed_sd=[np.nanstd([d[frozenset((a, b))] for d in seeds], ddof=1) for a, b in zip(apart.feature_1, apart.feature_2)])
         err_ours, err_art = (apart.h2 - apart.reference_h2).abs(), (apart.pyartemis_h2 - apart.reference_h2).abs()
         say(f"\nWhere the two differ by more than 0.05 ({len(apart)} pairs), a reference: ours with all {n_rows} rows as background "
-            f"(two halves of {n_rows//2}, another seed). Mean |error| against it: ours {err_ours.mean():.3f}, pyartemis {err_art.mean():.3f}; "
+            f"(ten groups of {n_rows//10}, another seed). Mean |error| against it: ours {err_ours.mean():.3f}, pyartemis {err_art.mean():.3f}; "
             f"ours closer on {(err_ours < err_art).sum()} of {len(apart)}:\n")
         say("(seed_sd: the standard deviation of our H² over five other seeds, rows and background drawn anew; strength: the pair's interaction, root mean square in the prediction's units, against 1.92 for x1·x2)\n")
         say(apart[['feature_1', 'feature_2', 'h2', 'h2_std_error', 'seed_sd', 'strength', 'pyartemis_h2', 'reference_h2']].to_string(index=False, float_format=lambda v: f'{v:.3f}'))

@@ -276,6 +276,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'fastai_featimp/interactions.py'),
                                              'fastai_featimp.interactions.h_tables': ( 'interactions.html#h_tables',
                                                                                        'fastai_featimp/interactions.py'),
+                                             'fastai_featimp.interactions.pair_products': ( 'interactions.html#pair_products',
+                                                                                            'fastai_featimp/interactions.py'),
                                              'fastai_featimp.interactions.pair_unit': ( 'interactions.html#pair_unit',
                                                                                         'fastai_featimp/interactions.py'),
                                              'fastai_featimp.interactions.pick_units': ( 'interactions.html#pick_units',

@@ -16,8 +16,8 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['BlockMeanScorer', 'pick_units', 'pair_unit', 'dependence_perturbations', 'unit_values', 'centred', 'root',
-           'h_statistic', 'h_tables', 'InteractionStrength', 'clustered']
+__all__ = ['n_groups', 'BlockMeanScorer', 'pick_units', 'pair_unit', 'dependence_perturbations', 'unit_values', 'centred', 'root',
+           'pair_products', 'h_statistic', 'h_tables', 'InteractionStrength', 'clustered']
 
 # %% ../nbs/17_interactions.ipynb #add8427e
 class BlockMeanScorer:
@@ -74,16 +74,28 @@ def unit_values(eng, unit, rows):
 def centred(x): return x - x.mean(0)
 def root(h2): return math.nan if math.isnan(h2) else min(math.sqrt(max(h2, 0)), 1.)  # H from H², in [0, 1]
 
+n_groups = 10  # independent groups the background is drawn in: their products spare H the noise, leaving one out measures it
+
+def pair_products(x):
+    "Per row, the mean product of `x`'s values in two different groups (rows × groups): the row's square without the groups' noise"
+    k = x.shape[1]
+    return (x.sum(1)**2 - (x**2).sum(1))/(k*(k-1))
+
 def h_statistic(parts, whole, level=0.95):
-    "Friedman and Popescu's H² from two independent halves of the background: `parts`, `whole` (rows × 2 halves); its estimate, standard error, interval (NaN when `whole` varies no more than its noise), numerator"
+    "Friedman and Popescu's H² from independent groups of the background: `parts`, `whole` (rows × groups); its estimate, standard error, interval (NaN when `whole` varies no more than its noise), numerator"
     resid = centred(whole) - centred(parts)
-    num = resid[:, 0]*resid[:, 1]  # halves' product: unbiased for the squared interaction, free of the background's noise
-    den = centred(whole[:, 0])*centred(whole[:, 1])  # the same for the scale: the squared mean would count the noise too
-    n,z = len(num),stats.norm.ppf((1+level)/2)
-    if den.mean() <= z*den.std(ddof=1)/math.sqrt(n): return (math.nan,)*4 + (num.mean(),)  # no joint effect to take a share of
+    num,den = pair_products(resid),pair_products(centred(whole))  # unbiased for the squares, free of the background's noise
+    n,k,z = len(num),whole.shape[1],stats.norm.ppf((1+level)/2)
+    def jackknife(f):  # the variance from the drawing of the background, which every row shares: leave one group out
+        if k < 3: return 0.
+        est = np.array([f(np.delete(resid, g, 1), np.delete(centred(whole), g, 1)) for g in range(k)])
+        return (k-1)/k*((est - est.mean())**2).sum()
+    den_var = den.var(ddof=1)/n + jackknife(lambda e,w: pair_products(w).mean())
+    if den.mean() <= z*math.sqrt(den_var): return (math.nan,)*4 + (num.mean(),)  # no joint effect to take a share of
     r = num.mean()/den.mean()
     a,d = num - num.mean(),den - den.mean()
     var = ((a - r*d)**2).sum()/((n-1)*n*den.mean()**2)  # delta method over the sampled rows
+    var += jackknife(lambda e,w: pair_products(e).mean()/pair_products(w).mean())
     half = z*math.sqrt(var)
     return r,math.sqrt(var),r-half,r+half,num.mean()
 
@@ -99,7 +111,7 @@ def h_tables(units, pairs, dep, preds, k, level=0.95):
     names = [u.name for u in units]
     matrix = pd.DataFrame(np.nan, index=names, columns=names)
     for r in rows: matrix.loc[r['feature_1'], r['feature_2']] = matrix.loc[r['feature_2'], r['feature_1']] = r['h']
-    f = np.repeat(preds[:, None, k], 2, 1)
+    f = np.repeat(preds[:, None, k], single.shape[2], 1)
     overall = np.array([h_statistic(single[i] + rest[i], f, level)[:4] for i in range(len(units))])
     return table,matrix,overall
 
@@ -136,7 +148,7 @@ class InteractionStrength(ImportanceResult):
         dl=None, # a ready tabular dataloader, instead of `df`
         features:list=None, # the units whose pairs are measured (a feature names its unit); default: all
         n_rows:int=500, # rows drawn with `seed` at which the partial dependences are evaluated
-        n_background:int=100, # of those rows, how many the partial dependences average over (two independent halves)
+        n_background:int=100, # of those rows, how many the partial dependences average over (in `n_groups` independent groups)
         output=None, # the class (or target) measured; default: the last; all are computed, see `select`
         groups:dict|list|str=None, # features that act as one unit, e.g. `{'location': ['lat', 'lon']}`, or 'auto'
         threshold:float=0.7, # association at which `groups='auto'` merges features
@@ -161,21 +173,23 @@ class InteractionStrength(ImportanceResult):
                 n_rows = n
             rng = np.random.default_rng(seed)
             rows = np.sort(rng.choice(n, n_rows, replace=False))
-            half = min(n_background, n_rows)//2
-            background = rows[rng.choice(n_rows, 2*half, replace=False)]
+            n_bg = min(n_background, n_rows)
+            k = min(n_groups, n_bg)
+            size = n_bg//k
+            background = rows[rng.choice(n_rows, k*size, replace=False)]
             dev = eng.data.device
             rows_t,bg_t = torch.as_tensor(rows, device=dev),torch.as_tensor(background, device=dev)
             pairs = list(itertools.combinations(range(len(units)), 2))
             preds = eng.evaluate([Identity(rows_t)], PredictionScorer(learn))[0].reshape(n_rows, -1).double()
             total = 2*len(units) + len(pairs)
-            means = eng.evaluate(dependence_perturbations(units, pairs, rows_t, bg_t), BlockMeanScorer(learn, half),
+            means = eng.evaluate(dependence_perturbations(units, pairs, rows_t, bg_t), BlockMeanScorer(learn, size),
                                  total=total, show_progress=show_progress)
-            means = torch.stack(means).view(total, n_rows, 2, -1).cpu().numpy()
+            means = torch.stack(means).view(total, n_rows, k, -1).cpu().numpy()
             m = len(units)
             dep = dict(units=means[:m], rest=means[m:2*m], pairs=means[2*m:])
             outputs = output_names(learn, preds.shape[1])
             raw = pd.DataFrame({u.name: unit_values(eng, u, rows_t) for u in units}, index=eng.index[rows])
-        return cls(units, pairs, dep, preds.cpu().numpy(), raw, outputs, ifnone(name, outputs[-1]), 2*half, level, seed)
+        return cls(units, pairs, dep, preds.cpu().numpy(), raw, outputs, ifnone(name, outputs[-1]), k*size, level, seed)
 
     def __repr__(self):
         top = self.pairs.head(10).to_string()
