@@ -40,6 +40,20 @@ def test_near_copy_no_false_interaction():
     assert not np.isnan(copy.h) and copy.h < 0.01 and not copy.interacting
 
 
+def test_standard_error_covers_the_shared_background():
+    "Rows and background groups drawn anew 400 times: H² is unbiased and its standard error matches its spread, though each background draw moves every row's partial dependence at once"
+    def draw(rng, n=300):
+        a, b = rng.normal(size=(2, n))
+        u = np.tanh(a + b)  # how one background group's draw moves each row's partial dependence
+        noisy = lambda v: v[:, None] + 0.3*rng.normal(size=n_groups)[None]*u[:, None] + 0.05*rng.normal(size=(n, n_groups))
+        return h_statistic(noisy(a + b), noisy(a + b + 0.3*a*b))[:2]
+    rng = np.random.default_rng(0)
+    h2, se = np.array([draw(rng) for _ in range(400)]).T
+    truth = 0.3**2/(2 + 0.3**2)  # var(0.3·a·b) / var(a + b + 0.3·a·b)
+    assert abs(h2.mean() - truth) < 4*h2.std(ddof=1)/np.sqrt(len(h2))
+    assert 0.8 < se.mean()/h2.std(ddof=1) < 1.3  # two halves and the rows' variance alone: 0.15 here
+
+
 @contextmanager
 def counting(learn):
     "A list that grows by one at each forward pass of `learn`'s model, while inside"
