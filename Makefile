@@ -71,3 +71,4 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/viann_validation.py
 	$(BIN)/python benchmarks/weights.py
 	$(BIN)/python benchmarks/ale.py
+	$(BIN)/python benchmarks/interactions.py --write

@@ -12,3 +12,4 @@ from .dropcolumn import *
 from .variance import *
 from .shapley import *
 from .effects import *
+from .interactions import *

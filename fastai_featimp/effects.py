@@ -14,7 +14,7 @@ from .result import *
 
 # %% auto #0
 __all__ = ['quantile_edges', 'bin_of', 'bin_stats', 'accumulated_se', 'continuous_ale', 'categorical_ale', 'level_distances',
-           'level_order', 'second_order_ale', 'check_feature', 'is_hashable', 'check_output', 'continuous_effects',
+           'level_order', 'second_order_ale', 'check_feature', 'is_hashable', 'continuous_effects',
            'categorical_effects', 'pair_effects', 'AccumulatedLocalEffects', 'plot_effects', 'plot_interaction']
 
 # %% ../nbs/16_effects.ipynb #e0000006
@@ -161,17 +161,6 @@ def is_hashable(x):
     try: hash(x); return True
     except TypeError: return False
 
-def check_output(learn, output):
-    "`output` as a list of output names, or `None`, unless it names an output the model does not have"
-    if output is None: return None
-    linears = [m for m in learn.model.modules() if isinstance(m, nn.Linear)]
-    given = [str(o) for o in (output if is_listy(output) else [output])]
-    if not linears: return given
-    names = output_names(learn, linears[-1].out_features)
-    unknown = [o for o in given if o not in names]
-    if unknown: raise InputError(f"unknown output {', '.join(map(repr, unknown))}; the outputs are: {', '.join(names)}")
-    return given
-
 # %% ../nbs/16_effects.ipynb #e0000014
 def _present_rows(values, eng, weights):
     "Rows of `eng`'s data where every `FeatureValues` of `values` has a value, their raw values and weights"
@@ -280,7 +269,7 @@ class AccumulatedLocalEffects(Result):
             cats = [f for f in features if known[f].kind!='continuous']
             raise InputError(f"the second-order ALE needs two continuous features; {', '.join(map(repr, cats))} {'is' if len(cats)==1 else 'are'} "
                              f"categorical (explain each alone, or both with `learn.partial_dependence([a, b])`)")
-        output = check_output(learn, output)
+        output = None if output is None else [check_output(learn, o) for o in (output if is_listy(output) else [output])]
         weights = weights_for(learn, sample_weight, df, dl)
         with kept(learn):
             eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need='to take local differences over')

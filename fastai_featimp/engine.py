@@ -14,7 +14,7 @@ from .scoring import *
 # %% auto #0
 __all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs',
            'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded', 'FeatureValues',
-           'output_names', 'warn_all_missing', 'test_dataloader', 'Engine']
+           'output_names', 'output_candidates', 'check_output', 'warn_all_missing', 'test_dataloader', 'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -339,6 +339,19 @@ def output_names(learn, n_outputs):
     if vocab is not None and len(vocab)==n_outputs: return [str(v) for v in vocab]
     y_names = list(learn.dls.train_ds.y_names)
     return y_names if len(y_names)==n_outputs else [f'output {i}' for i in range(n_outputs)]
+
+# %% ../nbs/04_engine.ipynb #639860e1
+def output_candidates(learn):
+    "The names `output=` may take before the model runs: the classes of a classifier, else the targets"
+    vocab = getattr(learn.dls, 'vocab', None)
+    return [str(v) for v in vocab] if isinstance(vocab, (CategoryMap, L, list)) else [str(y) for y in learn.dls.train_ds.y_names]
+
+def check_output(learn, output):
+    "`output` as a name the model's outputs carry, or a clear error"
+    if output is None: return None
+    names = output_candidates(learn)
+    if str(output) not in names: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, names))}")
+    return str(output)
 
 # %% ../nbs/04_engine.ipynb #02b4ce69
 def warn_all_missing(dl):

@@ -5,7 +5,7 @@
 
 # %% ../nbs/14_shapley.ipynb #f6eac69b
 from __future__ import annotations
-import math, secrets, warnings
+import itertools, math, secrets, warnings
 from fastai.tabular.all import *
 from .checks import *
 from .units import *
@@ -14,10 +14,11 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['exact_limit', 'block_rows', 'shap_plot_kinds', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'exact_shapley',
-           'walks', 'credit', 'sampled_shapley', 'efficient', 'background_engine', 'unseen_counts', 'explained_data',
-           'output_candidates', 'check_output', 'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues',
-           'loss_input', 'row_losses', 'imputed_losses', 'RowTally', 'convergence', 'SageImportance', 'sage_samples']
+__all__ = ['exact_limit', 'block_rows', 'shap_plot_kinds', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'coalition_values',
+           'interaction_pairs', 'interaction_values', 'exact_shapley', 'walks', 'credit', 'sampled_shapley',
+           'efficient', 'background_engine', 'unseen_counts', 'explained_data', 'raw_frame', 'default_max_evals',
+           'rounds_for', 'ShapValues', 'loss_input', 'row_losses', 'imputed_losses', 'RowTally', 'convergence',
+           'SageImportance', 'sage_samples']
 
 # %% ../nbs/14_shapley.ipynb #57154c9c
 exact_limit = 10  # players up to which `shap_values` is exact unless `max_evals` says otherwise
@@ -127,20 +128,48 @@ def marginal_pairs(m):
 # %% ../nbs/14_shapley.ipynb #45ba2fda
 def _rows(data, idx): return data.cats[idx],data.conts[idx]
 
-def exact_shapley(game, preds, base, show_progress=True):
-    "Exact interventional Shapley values (rows × players × outputs) of the game's rows: every coalition against the whole background"
+def coalition_values(game, preds, base, show_progress=True):
+    "Blocks of rows' values of every coalition (rows × 2**m × outputs): the mean output over the whole background"
     m,n,nb,device = game.players.m,game.data.n,game.background.n,game.data.cats.device
     z = coalitions(m).to(device)
-    without,with_,weights = [t.to(device) for t in marginal_pairs(m)]
     per_block = max(1, block_rows//(nb*2**m))
-    phi = []
     for start in progress(range(0, n, per_block), show_progress):
         xi = torch.arange(start, min(start+per_block, n), device=device)
         chunk = max(1, block_rows//(nb*len(xi)))
         v = torch.cat([game.coalitions(z[c:c+chunk], xi).double().mean(1) for c in range(0, 2**m, chunk)], 1)
         v[:, 0],v[:, -1] = base,preds[start:start+len(v)]  # the ends as computed once, so that the values add up to them exactly
+        yield v
+
+def interaction_pairs(m):
+    "For each pair of players `i < j`: the pair, the coalitions without both, with `i`, with `j`, with both, and the weight of each (SHAP interaction values)"
+    z = coalitions(m)
+    pairs = torch.tensor(list(itertools.combinations(range(m), 2)), dtype=torch.long).view(-1, 2)
+    none = torch.stack([(~z[:, i] & ~z[:, j]).nonzero()[:, 0] for i,j in pairs.tolist()]) if len(pairs) else torch.zeros(0, 1, dtype=torch.long)
+    size = z[none].sum(-1)
+    fact = torch.tensor([math.factorial(k) for k in range(m+1)], dtype=torch.float64)
+    bit_i,bit_j = (1 << pairs[:, :1]),(1 << pairs[:, 1:])
+    return pairs,none,none + bit_i,none + bit_j,none + bit_i + bit_j,fact[size]*fact[(m-2-size).clamp_min(0)]/(2*fact[m-1])
+
+def interaction_values(v, phi, pairs):
+    "SHAP interaction values (rows × players × players × outputs) from coalition values `v` and Shapley values `phi`: half the Shapley interaction index off the diagonal, main effects on it"
+    (ij,none,with_i,with_j,both,weights),m = pairs,phi.shape[1]
+    off = torch.einsum('rpck,pc->rpk', v[:, both] - v[:, with_i] - v[:, with_j] + v[:, none], weights)
+    inter = phi.new_zeros(len(phi), m, m, phi.shape[2])
+    inter[:, ij[:, 0], ij[:, 1]] = off; inter[:, ij[:, 1], ij[:, 0]] = off
+    diag = torch.arange(m, device=phi.device)
+    inter[:, diag, diag] = phi - inter.sum(2)
+    return inter
+
+def exact_shapley(game, preds, base, show_progress=True, interactions=False):
+    "Exact interventional Shapley values (rows × players × outputs) of the game's rows, and with `interactions` their SHAP interaction values, from one table of coalition values"
+    m,device = game.players.m,game.data.cats.device
+    without,with_,weights = [t.to(device) for t in marginal_pairs(m)]
+    pairs = [t.to(device) for t in interaction_pairs(m)] if interactions else None
+    phi,inter = [],[]
+    for v in coalition_values(game, preds, base, show_progress):
         phi.append(torch.einsum('rijk,ij->rik', v[:, with_] - v[:, without], weights))
-    return torch.cat(phi)
+        if interactions: inter.append(interaction_values(v, phi[-1], pairs))
+    return (torch.cat(phi),torch.cat(inter)) if interactions else torch.cat(phi)
 
 # %% ../nbs/14_shapley.ipynb #d16afeb8
 def walks(perm):
@@ -219,19 +248,6 @@ def explained_data(learn, df=None, dl=None, device=None, unseen='error'):
     return TabularTensors(dl, device)
 
 
-# %% ../nbs/14_shapley.ipynb #14b1e79f
-def output_candidates(learn):
-    "The names `output=` may take before the model runs: the classes of a classifier, else the targets"
-    vocab = getattr(learn.dls, 'vocab', None)
-    return [str(v) for v in vocab] if isinstance(vocab, (CategoryMap, L, list)) else [str(y) for y in learn.dls.train_ds.y_names]
-
-def check_output(learn, output):
-    "`output` as a name the model's outputs carry, or a clear error"
-    if output is None: return None
-    names = output_candidates(learn)
-    if str(output) not in names: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, names))}")
-    return str(output)
-
 # %% ../nbs/14_shapley.ipynb #9bda2cf8
 def raw_frame(learn, players, features, data, index):
     "Each player's raw values in the encoded `data`: categories, numbers (NaN where missing), tuples for groups"
@@ -259,7 +275,7 @@ def rounds_for(max_evals, m):
 class ShapValues(ImportanceResult):
     "Shapley values of a tabular learner's predictions, one per row and feature, with their plots; `.results` ranks features by mean |value|"
     def __init__(self, units, index, data, all_values, all_std, base_values, all_predictions, outputs, output,
-                 n_pairs=None, max_evals=None, seed=None, weights=None):
+                 n_pairs=None, max_evals=None, seed=None, weights=None, all_interactions=None, unseen=None):
         store_attr()
         self.names,self.exact = [u.name for u in units],n_pairs is None
         self.label = 'mean |Shapley value|' if weights is None else 'weighted mean |Shapley value|'
@@ -275,14 +291,21 @@ class ShapValues(ImportanceResult):
     def base_value(self): return float(self.base_values[self.k])
     @property
     def predictions(self): return pd.Series(self.all_predictions[:, self.k], index=self.index, name=self.output)
+    @property
+    def interaction_values(self):
+        "SHAP interaction values of the selected output (rows × players × players): main effects on the diagonal"
+        if self.all_interactions is None: raise ValueError("no interaction values: compute them with `learn.shap_values(..., interactions=True)`")
+        return self.all_interactions[..., self.k]
+    @property
+    def interactions(self):
+        "Mean |SHAP interaction value| of each pair (mean |main effect| on the diagonal), as a square DataFrame"
+        return pd.DataFrame(np.abs(self.interaction_values).mean(0), index=self.names, columns=self.names)
 
     def select(self, output):
         "The same values for another output (a class of a classifier, a target of a regression)"
         if str(output) not in self.outputs: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
-        res = ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values,
-                         self.all_predictions, self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights)
-        res.unseen = getattr(self, 'unseen', {})
-        return res
+        return ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values, self.all_predictions,
+                          self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights, self.all_interactions, self.unseen)
 
     @classmethod
     def from_learner(cls, learn,
@@ -294,6 +317,7 @@ class ShapValues(ImportanceResult):
         groups:dict|list|str=None, # features that act as one player, e.g. `{'location': ['lat', 'lon']}`; `'auto'` groups associated ones
         threshold:float=0.7, # association at which `groups='auto'` puts features in one group, in (0, 1]
         max_evals:int=None, # budget per row, in coalitions over the whole background; at least 2**players gives exact values
+        interactions:bool=False, # also the SHAP interaction values, exact: needs at most `exact_limit` players or `max_evals` >= 2**players
         seed:int=None, # makes the result reproducible bit for bit
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar
@@ -306,6 +330,7 @@ class ShapValues(ImportanceResult):
         threshold = check_number('threshold', threshold, 0, 1, low_open=True)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
         weights = weights_for(learn, sample_weight, df, dl)
+        interactions = check_flag('interactions', interactions)
         warn_untrained(learn)
         with kept(learn):
             name = check_output(learn, output)
@@ -314,6 +339,9 @@ class ShapValues(ImportanceResult):
             data = explained_data(learn, df, dl, bg.data.cats.device, unseen)
             m,nb = players.m,bg.data.n
             exact = max_evals >= 2**m if max_evals is not None else m <= exact_limit
+            if interactions and not exact:
+                raise ValueError(f"`interactions=True` needs exact values: with {m} players pass `max_evals` >= 2**{m} = {2**m} "
+                                 f"(got {max_evals}), or fewer players through `groups` (exact by default up to {exact_limit})")
             budget = None if exact else ifnone(max_evals, default_max_evals(m))
             n_rounds = None if exact else rounds_for(budget, m)
             index = data.index
@@ -322,21 +350,22 @@ class ShapValues(ImportanceResult):
                 bg_preds = _predict(learn, bg.data.cats, bg.data.conts, bg.bs).double()
                 base = bg_preds.mean(0)
                 game = Game(learn, players, data, bg.data, bg.bs)
-                if exact: phi,var = exact_shapley(game, preds, base, show_progress),torch.zeros(1)
+                inter = None
+                if exact and interactions: (phi,inter),var = exact_shapley(game, preds, base, show_progress, True),torch.zeros(1)
+                elif exact: phi,var = exact_shapley(game, preds, base, show_progress),torch.zeros(1)
                 else:
                     phi,var = sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress)
                     phi = efficient(phi, var, preds - base)
             outputs = output_names(learn, preds.shape[1])
-            res = cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
-                      var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
-                      ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights)
-        res.unseen = unseen_counts(data, bg.data)
-        return res
+            return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
+                       var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
+                       ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights,
+                       None if inter is None else inter.cpu().numpy(), unseen_counts(data, bg.data))
 
     def __repr__(self):
-        how = 'exact' if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
+        how = ('exact, with interaction values' if self.all_interactions is not None else 'exact') if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
         return (f"{type(self).__name__} of {self.output!r} for {len(self.index)} rows ({how}), base value {self.base_value:.4g}; "
-                f"mean |value| per feature:\n{self.results.to_string(max_rows=30)}{unseen_note(getattr(self, 'unseen', None))}")
+                f"mean |value| per feature:\n{self.results.to_string(max_rows=30)}{unseen_note(self.unseen)}")
 
 # %% ../nbs/14_shapley.ipynb #f4ee63c4
 def _numbers(col):
@@ -419,10 +448,12 @@ def waterfall(self:ShapValues, row, top=10, ax=None, title=None):
 
 # %% ../nbs/14_shapley.ipynb #012cc150
 @patch
-def dependence(self:ShapValues, feature, colour=None, ax=None, title=None):
-    "Each row's value of `feature` against the feature's raw value, coloured by the raw value of `colour` if given; returns the Axes"
-    for f in [feature] + ([colour] if colour is not None else []):
+def dependence(self:ShapValues, feature, colour='auto', ax=None, title=None):
+    "Each row's value of `feature` against the feature's raw value, coloured by the raw value of `colour`: `'auto'`, the feature interacting most with it (with interaction values; else none)"
+    for f in [feature] + ([colour] if colour is not None and not (isinstance(colour, str) and colour=='auto') else []):
         if f not in self.names: raise ValueError(f"unknown feature {f!r}; the features are: {', '.join(self.names)}")
+    if isinstance(colour, str) and colour=='auto' and 'auto' not in self.names:
+        colour = None if self.all_interactions is None else self.interactions[feature].drop(feature).idxmax()
     raw,v = self.data[feature],self.values[feature].to_numpy()
     if ax is None: _,ax = plt.subplots(figsize=(6, 4))
     if isinstance(raw.dtype, pd.CategoricalDtype):
@@ -442,13 +473,31 @@ def dependence(self:ShapValues, feature, colour=None, ax=None, title=None):
 
 # %% ../nbs/14_shapley.ipynb #605fbbee
 @patch
-def to_shap(self:ShapValues):
-    "A `shap.Explanation` of these values (needs `shap`), so that every shap plot draws them"
+def to_shap(self:ShapValues, interactions=False):
+    "A `shap.Explanation` of these values, or with `interactions` of the interaction values (rows × players × players), as shap holds them (needs `shap`)"
     import shap
-    return shap.Explanation(self.values.to_numpy(), base_values=np.full(len(self.index), self.base_value),
+    values = self.interaction_values if check_flag('interactions', interactions) else self.values.to_numpy()
+    return shap.Explanation(values, base_values=np.full(len(self.index), self.base_value),
                             data=np.stack([_numbers(self.data[f]) for f in self.names], 1),
                             display_data=self.data.to_numpy(dtype=object), feature_names=self.names,
                             output_names=self.output)
+
+# %% ../nbs/14_shapley.ipynb #41eade76
+@patch
+def plot_interactions(self:ShapValues, top=20, ax=None, title=None):
+    "Heat map of the mean |SHAP interaction value| of each pair among the `top` features (the diagonal, main effects, left out); returns the Axes"
+    top = check_top(top)
+    names = list(self.results.feature[:top])
+    h = self.interactions.loc[names, names].to_numpy().copy()
+    np.fill_diagonal(h, np.nan)
+    if ax is None: _,ax = plt.subplots(figsize=(2 + 0.45*len(names), 1.5 + 0.4*len(names)))
+    image = ax.imshow(np.ma.masked_invalid(h), cmap='Reds', vmin=0)
+    ax.set_xticks(range(len(names)), [str(n) for n in names], rotation=90)
+    ax.set_yticks(range(len(names)), [str(n) for n in names])
+    ax.figure.colorbar(image, ax=ax, label=f'mean |SHAP interaction value| ({self.output})')
+    if title: ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax
 
 # %% ../nbs/14_shapley.ipynb #9d1da4d4
 @patch
