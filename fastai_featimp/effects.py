@@ -271,6 +271,7 @@ class AccumulatedLocalEffects(Result):
                              f"categorical (explain each alone, or both with `learn.partial_dependence([a, b])`)")
         output = None if output is None else [check_output(learn, o) for o in (output if is_listy(output) else [output])]
         weights = weights_for(learn, sample_weight, df, dl)
+        warn_untrained(learn)
         with kept(learn):
             eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need='to take local differences over')
             values = [FeatureValues(eng.to, eng.features[f]) for f in features]

@@ -119,7 +119,7 @@ def h_tables(units, pairs, dep, preds, k, level=0.95):
 class InteractionStrength(ImportanceResult):
     "Friedman and Popescu's H of every pair of units of a tabular learner, and of each unit with all others; `.results` ranks units by overall H"
     label = 'overall H (share of the variance from interactions)'
-    def __init__(self, units, pair_index, dependence, predictions, raw, outputs, output, n_background, level=0.95, seed=None):
+    def __init__(self, units, pair_index, dependence, predictions, raw, outputs, output, n_background, level=0.95, seed=None, unseen=None):
         store_attr()
         self.names = [u.name for u in units]
         self.pairs,self.matrix,overall = h_tables(units, pair_index, dependence, predictions, self.k, level)
@@ -138,9 +138,9 @@ class InteractionStrength(ImportanceResult):
 
     def select(self, output):
         "The same statistics for another output (a class of a classifier, a target of a regression)"
-        if str(output) not in self.outputs: raise ValueError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
+        if str(output) not in self.outputs: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
         return InteractionStrength(self.units, self.pair_index, self.dependence, self.predictions, self.raw, self.outputs,
-                                   str(output), self.n_background, self.level, self.seed)
+                                   str(output), self.n_background, self.level, self.seed, self.unseen)
 
     @classmethod
     def compute(cls, learn,
@@ -156,16 +156,18 @@ class InteractionStrength(ImportanceResult):
         seed:int=None, # makes the result reproducible bit for bit
         bs:int=None, # rows per fused batch; default: `default_bs`
         show_progress:bool=True, # show a progress bar over the partial dependences
+        unseen:str='error', # categories of `df` the learner never saw: `'error'` refuses them, `'na'` reads them as missing (#na#) and the result records it
     ):
         "Estimate the H statistics of `learn`'s units on `n_rows` rows of `df`; returns the finished result"
         check_tabular_learner(learn)
         n_rows,n_background = check_whole('n_rows', n_rows, 2),check_whole('n_background', n_background, 2)
         level = check_number('level', level, 0, 1, low_open=True, high_open=True)
-        threshold = check_number('threshold', threshold, 0, 1)
+        threshold = check_number('threshold', threshold, 0, 1, low_open=True)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
+        warn_untrained(learn)
         with kept(learn):
             name = check_output(learn, output)
-            eng = Engine(learn, df, dl, bs, with_labels=False)
+            eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need='to measure interactions on')
             units = pick_units(eng.units(groups, threshold), features)
             n = eng.data.n
             if n_rows > n:
@@ -189,12 +191,12 @@ class InteractionStrength(ImportanceResult):
             dep = dict(units=means[:m], rest=means[m:2*m], pairs=means[2*m:])
             outputs = output_names(learn, preds.shape[1])
             raw = pd.DataFrame({u.name: unit_values(eng, u, rows_t) for u in units}, index=eng.index[rows])
-        return cls(units, pairs, dep, preds.cpu().numpy(), raw, outputs, ifnone(name, outputs[-1]), k*size, level, seed)
+        return cls(units, pairs, dep, preds.cpu().numpy(), raw, outputs, ifnone(name, outputs[-1]), k*size, level, seed, eng.data.unseen)
 
     def __repr__(self):
         top = self.pairs.head(10).to_string()
         return (f"{type(self).__name__} of {self.output!r} on {self.n_rows} rows against {self.n_background} background rows; "
-                f"strongest pairs:\n{top}\noverall H per unit:\n{self.results.to_string(max_rows=30)}")
+                f"strongest pairs:\n{top}\noverall H per unit:\n{self.results.to_string(max_rows=30)}{unseen_note(self.unseen)}")
 
 # %% ../nbs/17_interactions.ipynb #3371446a
 def clustered(matrix):

@@ -83,6 +83,7 @@ def entry_points(fit=lambda l: l.fit(1, 1e-2)):
         'dependence': lambda l, df, **k: l.partial_dependence('store', df=df, show_progress=False, **k),
         'value': lambda l, df, **k: l.value_importance('word', df=df, show_progress=False, **k),
         'effects': lambda l, df, **k: l.accumulated_local_effects('store', df=df, show_progress=False, **k),
+        'interactions': lambda l, df, **k: l.interaction_strength(df=df, n_rows=40, n_background=20, seed=0, show_progress=False, **k),
         'dropcolumn': lambda l, df, **k: l.drop_column_importance(fit, df=df, seeds=[0], show_progress=False, **k),
         'shap': lambda l, df, **k: l.shap_values(df=df.iloc[:8], background=df, n_background=80, seed=0, show_progress=False, **k),
         'sage': lambda l, df, **k: l.sage_importance(df=df, background=df, n_background=80, n_permutations=16, seed=0,

@@ -121,6 +121,15 @@ def test_shapley_and_sage_split_equal_whole(layout):
     close(fast.all_values, whole.all_values)
     fast, whole = both(lambda: learn.sage_importance(n_background=20, n_permutations=8, seed=0, show_progress=False))
     close(fast.scores, whole.scores)
+    fast, whole = both(lambda: learn.shap_values(df=frame().iloc[300:310], n_background=20, interactions=True, seed=0, show_progress=False))
+    close(fast.all_interactions, whole.all_interactions)
+
+
+def test_interaction_strength_split_equals_whole(layout):
+    learn = layout
+    fast, whole = both(lambda: learn.interaction_strength(n_rows=60, n_background=20, seed=0, show_progress=False))
+    pd.testing.assert_index_equal(fast.matrix.index, whole.matrix.index)
+    close(fast.matrix.to_numpy(dtype=float), whole.matrix.to_numpy(dtype=float), rtol=1e-4)
 
 
 class Wrapped(Module):

@@ -176,6 +176,8 @@ ENTRIES = {
     'sage_auto':               entry('sage_importance', groups='auto', n_background=20, n_permutations=40, seed=0, **quiet),
     'ale':                     entry('accumulated_local_effects', 'x1', bins=4, **quiet),
     'ale_2d':                  entry('accumulated_local_effects', ['x1', 'x2'], bins=3, **quiet),
+    'interaction_strength':    entry('interaction_strength', n_rows=30, n_background=10, seed=0, **quiet),
+    'shap_interactions':       entry('shap_values', interactions=True, n_background=20, seed=0, **quiet),
 }
 ALL = list(ENTRIES)
 PERMUTATION = [e for e in ALL if e.startswith('permutation')]
@@ -185,7 +187,7 @@ LABELLED = ['permutation', 'permutation_groups', 'permutation_auto', 'permutatio
 READS_LABELS = LABELLED + ['sage', 'sage_auto']  # SAGE scores the loss, without a choice of metric
 UNLABELLED = [e for e in ALL if e not in READS_LABELS]
 WITH_BS = [e for e in ALL if e not in ('drop_column', 'feature_correlation')]
-SEEDED = PERMUTATION + ['partial_dependence', 'partial_dependence_2d'] + SHAPLEY
+SEEDED = PERMUTATION + ['partial_dependence', 'partial_dependence_2d', 'interaction_strength', 'shap_interactions'] + SHAPLEY
 WITH_PROGRESS = [e for e in ALL if e != 'feature_correlation']
 
 def my_score(preds, targs):
@@ -586,7 +588,7 @@ def test_variance_importance_bad_parameters(reg):
 @pytest.mark.parametrize('n', [0, 1])
 def test_too_few_rows(reg, name, n):
     "No row, or one where the method needs two: refused before any forward pass, with the count and what the rows are for"
-    if name.startswith('shap_values') and n == 1: pytest.skip('one row is explained: see test_shap_values_of_one_row')
+    if name.startswith(('shap_values', 'shap_interactions')) and n == 1: pytest.skip('one row is explained: see test_shap_values_of_one_row')
     frame = reg.df.iloc[:n]
     assert_refused(lambda: ENTRIES[name](reg.learn, df=frame), reg.learn, ValueError, ['rows', str(n)], frame)
     with pytest.raises(ValueError) as info: ENTRIES[name](reg.learn, df=frame)
@@ -598,7 +600,7 @@ def test_shap_values_of_one_row(reg):
     assert list(sv.index) == [7]
     assert sv.values.loc[7].sum() == pytest.approx(sv.predictions[7] - sv.base_value, abs=1e-4)
 
-UNTRAINED_WARNED = ['permutation', 'partial_dependence', 'value_importance', 'shap_values', 'sage']
+UNTRAINED_WARNED = ['permutation', 'partial_dependence', 'value_importance', 'shap_values', 'sage', 'ale', 'interaction_strength']
 
 @pytest.mark.parametrize('name', UNTRAINED_WARNED)
 def test_untrained_learner_warns(reg, name):
