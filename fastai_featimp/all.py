@@ -10,6 +10,8 @@ from .permutation import *
 from .dependence import *
 from .dropcolumn import *
 from .variance import *
+from .coalitions import *
 from .shapley import *
+from .sage import *
 from .effects import *
 from .interactions import *
