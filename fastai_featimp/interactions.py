@@ -42,11 +42,11 @@ def pick_units(units, features=None):
         chosen = []
         for f in features:
             owner = first(u for u in units if f==u.name or f in u.columns)
-            if owner is None: raise ValueError(f"unknown feature {f!r} in `features`; the units are: {', '.join(str(u.name) for u in units)}")
-            if owner in chosen: raise ValueError(f"`features` names {owner.name!r} twice ({f!r} is part of it)")
+            if owner is None: raise InputError(f"unknown feature {f!r} in `features`; the units are: {', '.join(str(u.name) for u in units)}")
+            if owner in chosen: raise InputError(f"`features` names {owner.name!r} twice ({f!r} is part of it)")
             chosen.append(owner)
     if len(chosen) < 2:
-        raise ValueError(f"interactions need at least two units, got {len(chosen)}: {[u.name for u in chosen]}; pass more `features` or fewer `groups`")
+        raise InputError(f"interactions need at least two units, got {len(chosen)}: {[u.name for u in chosen]}; pass more `features` or fewer `groups`")
     return chosen
 
 # %% ../nbs/17_interactions.ipynb #fa55a600
@@ -233,7 +233,7 @@ def plot(self:InteractionStrength, top=20, kind='heatmap', ax=None, title=None):
 
 def _axis_values(raw, name):
     "A unit's raw values as numbers to plot: a category's position, a continuous value; a clear error for a group"
-    if isinstance(raw.iloc[0], tuple): raise ValueError(f"{name!r} is a group: its values are tuples, with no axis to plot them on")
+    if isinstance(raw.iloc[0], tuple): raise InputError(f"{name!r} is a group: its values are tuples, with no axis to plot them on")
     if raw.dtype==object or isinstance(raw.dtype, pd.CategoricalDtype):
         cats = sorted(raw.astype(str).unique())
         return raw.astype(str).map({c: i for i,c in enumerate(cats)}).to_numpy(float),cats
@@ -243,9 +243,9 @@ def _axis_values(raw, name):
 def plot_pair(self:InteractionStrength, a, b, axs=None):
     "The partial dependence of the pair `a`, `b` at the sampled rows beside the sum of their own, and the difference: the interaction; returns the Axes"
     for f in (a, b):
-        if f not in self.names: raise ValueError(f"unknown unit {f!r}; the units are: {', '.join(map(str, self.names))}")
+        if f not in self.names: raise InputError(f"unknown unit {f!r}; the units are: {', '.join(map(str, self.names))}")
     i,j = sorted((self.names.index(a), self.names.index(b)))
-    if i==j: raise ValueError(f"`a` and `b` must be two different units, got {a!r} twice")
+    if i==j: raise InputError(f"`a` and `b` must be two different units, got {a!r} twice")
     p,k = self.pair_index.index((i, j)),self.k
     dep = self.dependence
     joint = dep['pairs'][p, :, :, k].mean(1)

@@ -62,7 +62,7 @@ class ShapValues(ImportanceResult):
     @property
     def interaction_values(self):
         "SHAP interaction values of the selected output (rows × players × players): main effects on the diagonal"
-        if self.all_interactions is None: raise ValueError("no interaction values: compute them with `learn.shap_values(..., interactions=True)`")
+        if self.all_interactions is None: raise InputError("no interaction values: compute them with `learn.shap_values(..., interactions=True)`")
         return self.all_interactions[..., self.k]
     @property
     def interactions(self):
@@ -108,7 +108,7 @@ class ShapValues(ImportanceResult):
             m,nb = players.m,bg.data.n
             exact = max_evals >= 2**m if max_evals is not None else m <= exact_limit
             if interactions and not exact:
-                raise ValueError(f"`interactions=True` needs exact values: with {m} players pass `max_evals` >= 2**{m} = {2**m} "
+                raise InputError(f"`interactions=True` needs exact values: with {m} players pass `max_evals` >= 2**{m} = {2**m} "
                                  f"(got {max_evals}), or fewer players through `groups` (exact by default up to {exact_limit})")
             budget = None if exact else ifnone(max_evals, default_max_evals(m))
             n_rounds = None if exact else rounds_for(budget, m)
@@ -219,7 +219,7 @@ def waterfall(self:ShapValues, row, top=10, ax=None, title=None):
 def dependence(self:ShapValues, feature, colour='auto', ax=None, title=None):
     "Each row's value of `feature` against the feature's raw value, coloured by the raw value of `colour`: `'auto'`, the feature interacting most with it (with interaction values; else none)"
     for f in [feature] + ([colour] if colour is not None and not (isinstance(colour, str) and colour=='auto') else []):
-        if f not in self.names: raise ValueError(f"unknown feature {f!r}; the features are: {', '.join(self.names)}")
+        if f not in self.names: raise InputError(f"unknown feature {f!r}; the features are: {', '.join(self.names)}")
     if isinstance(colour, str) and colour=='auto' and 'auto' not in self.names:
         colour = None if self.all_interactions is None else self.interactions[feature].drop(feature).idxmax()
     raw,v = self.data[feature],self.values[feature].to_numpy()
@@ -228,7 +228,7 @@ def dependence(self:ShapValues, feature, colour='auto', ax=None, title=None):
         cats = [c for c in raw.cat.categories if (raw==c).any()]
         x = raw.map({c: i for i,c in enumerate(cats)}).to_numpy(float) + np.random.default_rng(0).uniform(-0.2, 0.2, len(raw))
         ax.set_xticks(range(len(cats)), [str(c) for c in cats])
-    elif raw.dtype==object: raise ValueError(f"{feature!r} is a group: its values are tuples, with no axis to plot them on")
+    elif raw.dtype==object: raise InputError(f"{feature!r} is a group: its values are tuples, with no axis to plot them on")
     else: x = raw.to_numpy(float)
     kw = dict(c=_colour_scale(self.data[colour]), cmap='coolwarm', vmin=0, vmax=1) if colour is not None else dict(color='#4C72B0')
     points = ax.scatter(x, v, s=10, alpha=0.8, linewidths=0, **kw)
