@@ -14,20 +14,12 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['feature_values', 'is_hashable', 'substitution', 'PartialDependence', 'plot_dependence', 'plot_dependence_2d',
-           'ValueImportance']
+__all__ = ['feature_values', 'substitution', 'PartialDependence', 'plot_dependence', 'plot_dependence_2d', 'ValueImportance']
 
 # %% ../nbs/12_dependence.ipynb #018c6b0f
 def feature_values(engine, name):
     "`FeatureValues` of the feature `name` of `engine`'s learner, with a clear error for a name that is not one"
-    if not is_hashable(name) or name not in engine.features:
-        raise InputError(f"unknown feature {name!r}; the features are: {', '.join(map(str, engine.features))}")
-    return FeatureValues(engine.to, engine.features[name])
-
-def is_hashable(x):
-    "Whether `x` can be a column name"
-    try: hash(x); return True
-    except TypeError: return False
+    return FeatureValues(engine.to, engine.features[check_feature(name, engine.features, engine.to.y_names)])
 
 def substitution(pairs):
     "A `Substitute` setting, in every row, each `FeatureValues` of `pairs` to its raw value"

@@ -14,8 +14,8 @@ from .result import *
 
 # %% auto #0
 __all__ = ['quantile_edges', 'bin_of', 'bin_stats', 'accumulated_se', 'continuous_ale', 'categorical_ale', 'level_distances',
-           'level_order', 'second_order_ale', 'check_feature', 'is_hashable', 'continuous_effects',
-           'categorical_effects', 'pair_effects', 'AccumulatedLocalEffects', 'plot_effects', 'plot_interaction']
+           'level_order', 'second_order_ale', 'continuous_effects', 'categorical_effects', 'pair_effects',
+           'AccumulatedLocalEffects', 'plot_effects', 'plot_interaction']
 
 # %% ../nbs/16_effects.ipynb #e0000006
 def quantile_edges(values, bins, weights=None):
@@ -146,20 +146,6 @@ def _predictions(eng, perturbations, learn, show_progress):
     "Each perturbation's predictions (rows × outputs, float64) through the engine"
     answers = eng.evaluate(perturbations, PredictionScorer(learn), total=len(perturbations), show_progress=show_progress)
     return [a.reshape(len(a), -1).double().cpu().numpy() for a in answers]
-
-# %% ../nbs/16_effects.ipynb #e0000013
-def check_feature(name, features, labels):
-    "`name`, unless it is not one of `features` (a label is named as one)"
-    if not is_hashable(name) or name not in features:
-        if is_hashable(name) and name in labels:
-            raise InputError(f"{name!r} is the label the model predicts, not a feature; the features are: {', '.join(map(str, features))}")
-        raise InputError(f"unknown feature {name!r}; the features are: {', '.join(map(str, features))}")
-    return name
-
-def is_hashable(x):
-    "Whether `x` can be a column name"
-    try: hash(x); return True
-    except TypeError: return False
 
 # %% ../nbs/16_effects.ipynb #e0000014
 def _present_rows(values, eng, weights):

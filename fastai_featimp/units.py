@@ -9,8 +9,9 @@ from .association import *
 from .checks import InputError, InputTypeError
 
 # %% auto #0
-__all__ = ['Feature', 'is_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'merge_features', 'group_name',
-           'group_features', 'split_groups', 'auto_group_name', 'merge_associated', 'resolve_units']
+__all__ = ['Feature', 'is_tabular', 'na_companions', 'embedding_dims', 'tabular_features', 'check_feature', 'is_hashable',
+           'merge_features', 'group_name', 'group_features', 'split_groups', 'auto_group_name', 'merge_associated',
+           'resolve_units']
 
 # %% ../nbs/02_units.ipynb #448953cd
 class Feature:
@@ -72,6 +73,20 @@ def _owner(feats, name):
     owner = first(f for f,o in feats.items() if name in o.columns)
     if owner is None: raise InputError(f"unknown feature {name!r}; the features are: {', '.join(map(str, feats))}")
     return owner
+
+# %% ../nbs/02_units.ipynb #33b177f4
+def check_feature(name, features, labels):
+    "`name`, unless it is not one of `features` (a label is named as one)"
+    if not is_hashable(name) or name not in features:
+        if is_hashable(name) and name in labels:
+            raise InputError(f"{name!r} is the label the model predicts, not a feature; the features are: {', '.join(map(str, features))}")
+        raise InputError(f"unknown feature {name!r}; the features are: {', '.join(map(str, features))}")
+    return name
+
+def is_hashable(x):
+    "Whether `x` can be a column name"
+    try: hash(x); return True
+    except TypeError: return False
 
 # %% ../nbs/02_units.ipynb #1ed6dcdb
 def merge_features(name, members):
