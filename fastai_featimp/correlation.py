@@ -19,7 +19,7 @@ __all__ = ['FeatureCorrelation']
 # %% ../nbs/11_correlation.ipynb #d419bec6
 class FeatureCorrelation:
     "Association between every pair of features, their complete-linkage clustering, groups and plots"
-    def __init__(self, matrix:pd.DataFrame, threshold:float=0.7):
+    def __init__(self, matrix:pd.DataFrame, threshold:float=0.7, unseen:dict=None):
         store_attr()
         self.linkage = association_linkage(matrix) if len(matrix) > 1 else None
 
@@ -32,8 +32,8 @@ class FeatureCorrelation:
 
     def plot(self, kind='dendrogram', ax=None, title=None):
         "A dendrogram with the grouping threshold drawn, or a heatmap (`kind='heatmap'`); returns the Axes"
-        if kind not in ('dendrogram', 'heatmap'): raise ValueError(f"unknown plot kind {kind!r}; choose 'dendrogram' or 'heatmap'")
-        if self.linkage is None: raise ValueError("there is only one feature, nothing to cluster")
+        check_choice('kind', kind, ('dendrogram', 'heatmap'))
+        if self.linkage is None: raise InputError("there is only one feature, nothing to cluster")
         names,n = list(self.matrix.index),len(self.matrix)
         if kind=='dendrogram':
             if ax is None: _,ax = plt.subplots(figsize=(7, 1.2 + 0.32*n))
@@ -56,7 +56,7 @@ class FeatureCorrelation:
         ax.figure.tight_layout()
         return ax
 
-    def __repr__(self): return f"{type(self).__name__} (threshold {self.threshold:g}):\n{self.matrix.round(3).to_string()}{unseen_note(getattr(self, 'unseen', None))}"
+    def __repr__(self): return f"{type(self).__name__} (threshold {self.threshold:g}):\n{self.matrix.round(3).to_string()}{unseen_note(self.unseen)}"
     def _repr_html_(self): return self.matrix.to_html(float_format=lambda v: f'{v:.3f}')
 
 # %% ../nbs/11_correlation.ipynb #3a0adb0f
@@ -72,7 +72,5 @@ def feature_correlation(self:Learner,
     threshold = check_number('threshold', threshold, 0, 1, low_open=True)
     with kept(self):
         eng = Engine(self, df, dl, with_labels=False, unseen=unseen, need="to measure association on")
-        res = FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold)
-    res.unseen = eng.data.unseen
-    return res
+        return FeatureCorrelation(eng.unit_association(list(eng.features.values())), threshold, eng.data.unseen)
 

@@ -139,7 +139,7 @@ def test_plots(mixed):
     assert any(np.allclose(l.get_xdata(), 0.5) for l in ax.get_lines())  # the cut at 1 - threshold
     ax = corr.plot(kind='heatmap')
     assert sorted(t.get_text() for t in ax.get_xticklabels()) == sorted(corr.matrix.index)
-    with pytest.raises(ValueError, match="'dendrogram' or 'heatmap'"): corr.plot(kind='pie')
+    with pytest.raises(ValueError, match="unknown kind 'pie'; choose one of \\('dendrogram', 'heatmap'\\)"): corr.plot(kind='pie')
 
 
 def near_copies_df(n=2000, seed=0):
