@@ -312,3 +312,17 @@ def test_sampled_shap_interactions_by_default_beyond_exact_limit(wide):
     scale = np.abs(plain.all_values).max()
     np.testing.assert_allclose(sv.all_values, plain.all_values, rtol=0, atol=1e-9*scale)
     np.testing.assert_allclose(sv.all_std, plain.all_std, rtol=0, atol=1e-9*scale)
+
+
+def test_sampled_shap_interactions_of_a_classifier(classification):
+    "Every class at once: rows add up per class, and the two classes of a binary classifier mirror each other (their probabilities sum to one)"
+    learn, df = classification
+    sv = learn.shap_values(df.iloc[-8:], n_background=30, interactions=True, max_evals=15, seed=0, show_progress=False)  # 4 players: 14 to 15 samples
+    assert not sv.exact and sv.all_interactions.shape == sv.all_interaction_std.shape == (8, 4, 4, 2)
+    np.testing.assert_allclose(sv.all_interactions.sum(2), sv.all_values, rtol=0, atol=1e-12)
+    for c in sv.outputs:
+        s = sv.select(c)
+        np.testing.assert_allclose(s.interaction_values.sum((1, 2)), s.predictions - s.base_value, rtol=0, atol=1e-12)
+        assert s.interaction_std.shape == (8, 4, 4) and (s.interaction_std > 0).all()
+    np.testing.assert_allclose(sv.all_interactions[..., 0], -sv.all_interactions[..., 1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(sv.all_interaction_std[..., 0], sv.all_interaction_std[..., 1], rtol=1e-4, atol=1e-7)
