@@ -15,8 +15,9 @@ from .result import *
 
 # %% auto #0
 __all__ = ['exact_limit', 'block_rows', 'predict_rows', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'coalition_values',
-           'interaction_pairs', 'interaction_values', 'exact_shapley', 'walks', 'credit', 'rng_streams',
-           'sampled_shapley', 'efficient', 'background_engine', 'unseen_counts', 'explained_data']
+           'interaction_pairs', 'interaction_values', 'with_main_effects', 'exact_shapley', 'walks', 'detours',
+           'credit', 'interaction_samples', 'rng_streams', 'StratifiedMean', 'sampled_shapley', 'efficient',
+           'background_engine', 'unseen_counts', 'explained_data']
 
 # %% ../nbs/06_coalitions.ipynb #57154c9c
 exact_limit = 10  # players up to which `shap_values` is exact unless `max_evals` says otherwise
@@ -80,23 +81,30 @@ class Game:
         cats,conts = self.players.mix(mask, _rows(self.data, xi), _rows(self.background, bi))
         return predict_rows(self.learn, cats.flatten(0, -2), conts.flatten(0, -2), self.bs).view(*cats.shape[:-1], -1)
 
-    def along(self, perm, xi, bi):
-        "Outputs along each permutation (pairs × players) and its reverse, from data row `xi` (pairs) and background rows `bi` (pairs × k): (pairs × k × 2 × players-1 × outputs)"
-        if self.split is None: return self.mixed(walks(perm)[:, None], xi[:, None, None, None], bi[:, :, None, None])
-        n = max(1, self.bs//(2*(self.players.m-1)*bi.shape[1]))  # pairs per forward: its tensors stay in the cache
-        return torch.cat([self._along(perm[i:i+n], xi[i:i+n], bi[i:i+n]) for i in range(0, len(perm), n)])
+    def along(self, perm, xi, bi, with_detours=False):
+        "Outputs along each permutation (pairs × players) and its reverse, from data row `xi` (pairs) and background rows `bi` (pairs × k): (pairs × k × 2 × players-1 × outputs); `with_detours` adds the `detours` as two more walks"
+        if self.split is None:
+            masks = torch.cat([walks(perm), detours(perm)], 1) if with_detours else walks(perm)
+            return self.mixed(masks[:, None], xi[:, None, None, None], bi[:, :, None, None])
+        n = max(1, self.bs//((4 if with_detours else 2)*(self.players.m-1)*bi.shape[1]))  # pairs per forward: its tensors stay in the cache
+        return torch.cat([self._along(perm[i:i+n], xi[i:i+n], bi[i:i+n], with_detours) for i in range(0, len(perm), n)])
 
-    def _along(self, perm, xi, bi):
+    def _along(self, perm, xi, bi, with_detours):
         nb = self.background.n
         pairs,inverse = (xi[:, None]*nb + bi).unique(return_inverse=True)  # each (row, background row) once
         steps = self.differences(pairs//nb, (pairs % nb)[:, None])[:, 0][inverse[..., None], perm[:, None]]
         start = self.bg_hidden[bi]
         p,k,m,width = steps.shape
-        out = steps.new_empty(p, k, 2, m-1, width)
+        out = steps.new_empty(p, k, 4 if with_detours else 2, m-1, width)
         walk = out[:, :, 0]  # first-layer outputs as the players join
         torch.add(start, steps[:, :, 0], out=walk[:, :, 0])
         for j in range(1, m-1): torch.add(walk[:, :, j-1], steps[:, :, j], out=walk[:, :, j])
-        torch.sub((start + walk[:, :, -1] + steps[:, :, -1])[:, :, None], walk.flip(2), out=out[:, :, 1])  # the reverse walk
+        total = (start + walk[:, :, -1] + steps[:, :, -1])[:, :, None]
+        torch.sub(total, walk.flip(2), out=out[:, :, 1])  # the reverse walk
+        if with_detours:  # before step j, plus the player of step j+1; the reverse's from the far end
+            joined = torch.cat([start[:, :, None], walk, (walk[:, :, -1] + steps[:, :, -1])[:, :, None]], 2)
+            torch.add(joined[:, :, :-2], steps[:, :, 1:], out=out[:, :, 2])
+            torch.add(total - joined[:, :, 2:].flip(2), steps[:, :, :-1].flip(2), out=out[:, :, 3])
         return self.outputs(out)
 
     def coalitions(self, mask, xi):
@@ -154,7 +162,12 @@ def interaction_values(v, phi, pairs):
     off = torch.einsum('rpck,pc->rpk', v[:, both] - v[:, with_i] - v[:, with_j] + v[:, none], weights)
     inter = phi.new_zeros(len(phi), m, m, phi.shape[2])
     inter[:, ij[:, 0], ij[:, 1]] = off; inter[:, ij[:, 1], ij[:, 0]] = off
-    diag = torch.arange(m, device=phi.device)
+    return with_main_effects(inter, phi)
+
+def with_main_effects(inter, phi):
+    "Interaction values `inter` (rows × players × players × outputs) with the diagonal set so that each row sums to the Shapley values `phi`"
+    diag = torch.arange(phi.shape[1], device=phi.device)
+    inter[:, diag, diag] = 0
     inter[:, diag, diag] = phi - inter.sum(2)
     return inter
 
@@ -176,6 +189,12 @@ def walks(perm):
     rank,steps = perm.argsort(1)[:, None, :],torch.arange(1, m, device=perm.device)[None, :, None]
     return torch.stack([rank < steps, rank >= m-steps], 1)
 
+def detours(perm):
+    "Coalitions one step off each walk of `walks`: the players before step `j` and the player of step `j+1` (pairs × 2 × players-1 × players)"
+    m = perm.shape[1]
+    rank,j = perm.argsort(1)[:, None, :],torch.arange(m-1, device=perm.device)[None, :, None]
+    return torch.stack([(rank < j) | (rank == j+1), (rank > m-1-j) | (rank == m-2-j)], 1)
+
 def credit(start, inner, end, perm):
     "Each player's change along a permutation and its reverse, averaged over both: from `start` (pairs × outputs) through `inner` (pairs × 2 × players-1 × outputs) to `end`"
     ends = [v[:, None, None].expand(-1, 2, 1, -1) for v in (start, end)]
@@ -183,31 +202,56 @@ def credit(start, inner, end, perm):
     order = torch.stack([perm, perm.flip(1)], 1)[..., None].expand_as(gain)
     return torch.zeros_like(gain).scatter_(2, order, gain).mean(1)
 
+def interaction_samples(start, inner, off, end, perm, phi):
+    "A sample of the SHAP interaction values from each permutation and its reverse (pairs × players × players × outputs), rows summing to their credits `phi`"
+    m = perm.shape[1]
+    ends = [v[:, None, None].expand(-1, 2, 1, -1) for v in (start, end)]
+    walk = torch.cat([ends[0], inner, ends[1]], 2)
+    index = walk[:, :, 2:] - walk[:, :, 1:-1] - off + walk[:, :, :-2]  # the interaction index of each step's player and the next one's
+    half = (index[:, 0] + index[:, 1].flip(1))*(m/8)  # the reverse meets the same pairs backwards; over the chance 2/m of meeting; halved
+    a,b = [p[..., None].expand_as(half) for p in (perm[:, :-1], perm[:, 1:])]
+    inter = phi.new_zeros(len(perm), m*m, phi.shape[-1]).scatter_(1, a*m + b, half).scatter_(1, b*m + a, half)
+    return with_main_effects(inter.view(len(perm), m, m, -1), phi)
+
 # %% ../nbs/06_coalitions.ipynb #fc972253
 def rng_streams(seed, n): return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
 
-def sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress=True):
-    "Shapley values (rows × players × outputs) from `n_rounds` antithetic permutation pairs per row and background row, and their variance"
+class StratifiedMean:
+    "Each row's mean of samples drawn `n_rounds` at a time from each of `n_strata` strata, and the variance of that mean"
+    def __init__(self, n, n_rounds, n_strata): store_attr(); self.sums = self.spread = None
+
+    def add(self, rows, samples):
+        "Add the samples (strata × `n_rounds` × ...) of whole strata of `rows` (one per stratum)"
+        if self.sums is None: self.sums,self.spread = [samples.new_zeros(self.n, *samples.shape[2:]) for _ in range(2)]
+        self.sums.index_add_(0, rows, samples.sum(1))
+        self.spread.index_add_(0, rows, ((samples - samples.mean(1, keepdim=True))**2 if self.n_rounds > 1 else samples**2).sum(1))
+
+    def result(self):
+        "The means and their variances"
+        k = self.n_rounds*self.n_strata
+        mean = self.sums/k
+        # stratified: pooled variance within strata; with one sample per stratum, the (larger) plain variance
+        var = self.spread/((k-self.n_strata)*k) if self.n_rounds > 1 else (self.spread - k*mean**2)/(k*(k-1))
+        return mean,var.clamp_min(0)
+
+def sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress=True, interactions=False):
+    "Shapley values (rows × players × outputs) from `n_rounds` antithetic permutation pairs per row and background row, and their variance; with `interactions` then the SHAP interaction values (rows × players × players × outputs) and theirs"
     m,n,nb,device = game.players.m,game.data.n,game.background.n,game.data.cats.device
     perm_rng,bg_rng = rng_streams(seed, 2)
     offsets = torch.as_tensor(bg_rng.integers(nb, size=n), device=device)
-    sums,spread = [torch.zeros(n, m, preds.shape[1], dtype=torch.float64, device=device) for _ in range(2)]
-    n_pairs = n_rounds*nb
-    total,q = n*n_pairs,max(1, block_rows//(2*(m-1)*n_rounds))*n_rounds  # a block holds whole strata
-    for start in progress(range(0, total, q), show_progress):
-        pair = torch.arange(start, min(start+q, total), device=device)
+    n_pairs,means = n_rounds*nb,[StratifiedMean(n, n_rounds, nb) for _ in range(1 + interactions)]
+    total,q = n*n_pairs,max(1, block_rows//((4 if interactions else 2)*(m-1)*n_rounds))*n_rounds  # a block holds whole strata
+    for first in progress(range(0, total, q), show_progress):
+        pair = torch.arange(first, min(first+q, total), device=device)
         rows = pair//n_pairs
         bgs = (offsets[rows] + pair%n_pairs//n_rounds) % nb  # strata: each background row takes `n_rounds` pairs in a row
         perm = torch.as_tensor(perm_rng.random((len(pair), m)).argsort(1), device=device)
-        inner = game.along(perm, rows, bgs[:, None])[:, 0].double()
-        strata = credit(bg_preds[bgs], inner, preds[rows], perm).view(-1, n_rounds, m, preds.shape[1])
-        rows = rows[::n_rounds]
-        sums.index_add_(0, rows, strata.sum(1))
-        spread.index_add_(0, rows, ((strata - strata.mean(1, keepdim=True))**2 if n_rounds > 1 else strata**2).sum(1))
-    phi = sums/n_pairs
-    # stratified: pooled variance within background rows; with one pair per background row, the (larger) plain variance
-    var = spread/((n_pairs-nb)*n_pairs) if n_rounds > 1 else (spread - n_pairs*phi**2)/(n_pairs*(n_pairs-1))
-    return phi,var.clamp_min(0)
+        out = game.along(perm, rows, bgs[:, None], interactions)[:, 0].double()
+        start,end = bg_preds[bgs],preds[rows]
+        samples = [credit(start, out[:, :2], end, perm)]
+        if interactions: samples.append(interaction_samples(start, out[:, :2], out[:, 2:], end, perm, samples[0]))
+        for mean,s in zip(means, samples): mean.add(rows[::n_rounds], s.view(-1, n_rounds, *s.shape[1:]))
+    return tuple(t for mean in means for t in mean.result())
 
 # %% ../nbs/06_coalitions.ipynb #a76788a4
 def efficient(phi, var, gap):

@@ -14,7 +14,7 @@ from .result import *
 from .coalitions import *
 
 # %% auto #0
-__all__ = ['shap_plot_kinds', 'raw_frame', 'default_max_evals', 'rounds_for', 'ShapValues']
+__all__ = ['shap_plot_kinds', 'raw_frame', 'pair_cost', 'default_max_evals', 'rounds_for', 'ShapValues']
 
 # %% ../nbs/14_shapley.ipynb #9bda2cf8
 def raw_frame(learn, players, features, data, index):
@@ -28,22 +28,28 @@ def raw_frame(learn, players, features, data, index):
     return pd.DataFrame(cols, index=index)
 
 # %% ../nbs/14_shapley.ipynb #00ebbe86
-def default_max_evals(m):
-    "The default budget for `m` players, in coalitions over the whole background per row: five permutation pairs per background row"
-    return 2 + 10*(m-1)
+def pair_cost(m, interactions=False):
+    "Coalitions one antithetic permutation pair takes: `2*(m-1)` along the two walks, and with `interactions` as many again off them"
+    return (4 if interactions else 2)*(m-1)
 
-def rounds_for(max_evals, m):
-    "Antithetic permutation pairs per background row that `max_evals` pays for: each costs `2*(m-1)` coalitions, plus the two ends"
-    if max_evals < 2*m:
-        raise InputError(f"`max_evals`={max_evals} is too small: with {m} players one permutation and its reverse, over the "
-                         f"background, take {2*m} evaluations (and {2**m} give exact values)")
-    return (max_evals-2)//(2*(m-1))
+def default_max_evals(m, interactions=False):
+    "The default budget for `m` players, in coalitions over the whole background per row: five permutation pairs per background row"
+    return 2 + 5*pair_cost(m, interactions)
+
+def rounds_for(max_evals, m, interactions=False):
+    "Antithetic permutation pairs per background row that `max_evals` pays for: each costs `pair_cost` coalitions, plus the two ends"
+    cost = pair_cost(m, interactions)
+    if max_evals < 2 + cost:
+        what = 'one permutation and its reverse, and the detours off them that interaction values need,' if interactions else 'one permutation and its reverse,'
+        raise InputError(f"`max_evals`={max_evals} is too small: with {m} players {what} over the "
+                         f"background, take {2 + cost} evaluations (and {2**m} give exact values)")
+    return (max_evals-2)//cost
 
 # %% ../nbs/14_shapley.ipynb #bd096d0b
 class ShapValues(ImportanceResult):
     "Shapley values of a tabular learner's predictions, one per row and feature, with their plots; `.results` ranks features by mean |value|"
     def __init__(self, units, index, data, all_values, all_std, base_values, all_predictions, outputs, output,
-                 n_pairs=None, max_evals=None, seed=None, weights=None, all_interactions=None, unseen=None):
+                 n_pairs=None, max_evals=None, seed=None, weights=None, all_interactions=None, unseen=None, all_interaction_std=None):
         store_attr()
         self.names,self.exact = [u.name for u in units],n_pairs is None
         self.label = 'mean |Shapley value|' if weights is None else 'weighted mean |Shapley value|'
@@ -65,6 +71,11 @@ class ShapValues(ImportanceResult):
         if self.all_interactions is None: raise InputError("no interaction values: compute them with `learn.shap_values(..., interactions=True)`")
         return self.all_interactions[..., self.k]
     @property
+    def interaction_std(self):
+        "Standard errors of `interaction_values` (rows × players × players): zero when exact"
+        self.interaction_values  # refuses a result without them
+        return self.all_interaction_std[..., self.k]
+    @property
     def interactions(self):
         "Mean |SHAP interaction value| of each pair (mean |main effect| on the diagonal), as a square DataFrame"
         return pd.DataFrame(np.abs(self.interaction_values).mean(0), index=self.names, columns=self.names)
@@ -73,7 +84,8 @@ class ShapValues(ImportanceResult):
         "The same values for another output (a class of a classifier, a target of a regression)"
         if str(output) not in self.outputs: raise InputError(f"unknown output {output!r}; the outputs are: {', '.join(map(repr, self.outputs))}")
         return ShapValues(self.units, self.index, self.data, self.all_values, self.all_std, self.base_values, self.all_predictions,
-                          self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights, self.all_interactions, self.unseen)
+                          self.outputs, str(output), self.n_pairs, self.max_evals, self.seed, self.weights, self.all_interactions, self.unseen,
+                          self.all_interaction_std)
 
     @classmethod
     def from_learner(cls, learn,
@@ -85,7 +97,7 @@ class ShapValues(ImportanceResult):
         groups:dict|list|str=None, # features that act as one player, e.g. `{'location': ['lat', 'lon']}`; `'auto'` groups associated ones
         threshold:float=0.7, # association at which `groups='auto'` puts features in one group, in (0, 1]
         max_evals:int=None, # budget per row, in coalitions over the whole background; at least 2**players gives exact values
-        interactions:bool=False, # also the SHAP interaction values, exact: needs at most `exact_limit` players or `max_evals` >= 2**players
+        interactions:bool=False, # also the SHAP interaction values: exact with exact Shapley values, else sampled on the same permutations at twice the evaluations each
         seed:int=None, # makes the result reproducible bit for bit
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar
@@ -107,11 +119,8 @@ class ShapValues(ImportanceResult):
             data = explained_data(learn, df, dl, bg.data.cats.device, unseen)
             m,nb = players.m,bg.data.n
             exact = max_evals >= 2**m if max_evals is not None else m <= exact_limit
-            if interactions and not exact:
-                raise InputError(f"`interactions=True` needs exact values: with {m} players pass `max_evals` >= 2**{m} = {2**m} "
-                                 f"(got {max_evals}), or fewer players through `groups` (exact by default up to {exact_limit})")
-            budget = None if exact else ifnone(max_evals, default_max_evals(m))
-            n_rounds = None if exact else rounds_for(budget, m)
+            budget = None if exact else ifnone(max_evals, default_max_evals(m, interactions))
+            n_rounds = None if exact else rounds_for(budget, m, interactions)
             index = data.index
             with evaluating(learn):
                 preds = predict_rows(learn, data.cats, data.conts, bg.bs).double()
@@ -122,16 +131,19 @@ class ShapValues(ImportanceResult):
                 if exact and interactions: (phi,inter),var = exact_shapley(game, preds, base, show_progress, True),torch.zeros(1)
                 elif exact: phi,var = exact_shapley(game, preds, base, show_progress),torch.zeros(1)
                 else:
-                    phi,var = sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress)
+                    phi,var,*sampled = sampled_shapley(game, preds, bg_preds, n_rounds, seed, show_progress, interactions)
                     phi = efficient(phi, var, preds - base)
+                    if interactions: inter,inter_var = with_main_effects(sampled[0], phi),sampled[1]  # rows sum to the efficient values
             outputs = output_names(learn, preds.shape[1])
             return cls(players.units, index, raw_frame(learn, players, bg.features, data, index), phi.cpu().numpy(),
                        var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
                        ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights,
-                       None if inter is None else inter.cpu().numpy(), unseen_counts(data, bg.data))
+                       None if inter is None else inter.cpu().numpy(), unseen_counts(data, bg.data),
+                       None if inter is None else (torch.zeros_like(inter) if exact else inter_var.sqrt()).cpu().numpy())
 
     def __repr__(self):
-        how = ('exact, with interaction values' if self.all_interactions is not None else 'exact') if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
+        how = 'exact' if self.exact else f'{self.n_pairs} antithetic permutation pairs per row'
+        if self.all_interactions is not None: how += ', with interaction values'
         return (f"{type(self).__name__} of {self.output!r} for {len(self.index)} rows ({how}), base value {self.base_value:.4g}; "
                 f"mean |value| per feature:\n{self.results.to_string(max_rows=30)}{unseen_note(self.unseen)}")
 

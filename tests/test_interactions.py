@@ -22,6 +22,21 @@ def product():
     return train_tabular(df, ['c0'], ['x0', 'x1', 'x2', 'x3'], 'y', epochs=8), df
 
 
+def wide_df(n=1500, seed=0):
+    "Twelve players, beyond `exact_limit`: y = x0 + 2·x1·x2 - x3·x4 + effect(c0)·x5 + noise, the rest unused"
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({f'x{i}': rng.normal(size=n) for i in range(10)})
+    df['c0'], df['c1'] = rng.choice(list('abc'), n), rng.choice(list('pq'), n)
+    df['y'] = df.x0 + 2*df.x1*df.x2 - df.x3*df.x4 + df.c0.map(dict(a=-1., b=0., c=1.))*df.x5 + 0.1*rng.normal(size=n)
+    return df
+
+
+@pytest.fixture(scope='module')
+def wide():
+    df = wide_df()
+    return train_tabular(df, ['c0', 'c1'], [f'x{i}' for i in range(10)], 'y', epochs=4), df
+
+
 @pytest.fixture(scope='module')
 def additive():
     "A network with no hidden layer: its prediction is a sum of one function per feature"
@@ -215,8 +230,8 @@ def test_shap_interactions_product(product):
 def test_shap_interactions_refused(regression):
     learn, df = regression
     with counting(learn) as calls:
-        with pytest.raises(ValueError, match='`interactions=True` needs exact values'):
-            learn.shap_values(df.iloc[-5:], interactions=True, max_evals=20, show_progress=False)
+        with pytest.raises(ValueError, match='`max_evals`=21 is too small: .* interaction values need, .* take 22 evaluations'):
+            learn.shap_values(df.iloc[-5:], interactions=True, max_evals=21, show_progress=False)  # 6 players: 2 + 4·5
         with pytest.raises(TypeError, match='`interactions` must be True or False'):
             learn.shap_values(df.iloc[-5:], interactions='yes', show_progress=False)
     assert not calls
@@ -258,3 +273,56 @@ def test_shap_interactions_equal_shap_exact_two_players(product):
     assert sv.interaction_values.shape == theirs.shape == (6, 2, 2)
     np.testing.assert_allclose(sv.interaction_values, theirs, rtol=1e-5, atol=1e-5*np.abs(theirs).max())
     assert np.abs(theirs[:, 0, 1]).max() > 1e-3  # the pair does interact: the check is not of zeros
+
+
+def test_sampled_shap_interactions_match_exact(wide):
+    "Beyond `exact_limit` the interaction values are sampled: within their standard errors of the exact ones (`max_evals` >= 2**12)"
+    learn, df = wide
+    rows, bg = df.iloc[-10:].drop(columns='y'), df.iloc[:20].drop(columns='y')
+    exact = learn.shap_values(rows, background=bg, interactions=True, max_evals=2**12, seed=0, show_progress=False)
+    assert exact.exact and not exact.all_interaction_std.any()
+    run = lambda seed: learn.shap_values(rows, background=bg, interactions=True, max_evals=2 + 4*11*40, seed=seed, show_progress=False)
+    sv = run(0)
+    assert not sv.exact and sv.n_pairs == 40*20 and sv.all_interactions.shape == sv.all_interaction_std.shape == (10, 12, 12, 1)
+    assert (sv.all_interaction_std > 0).all()
+    z = (sv.all_interactions - exact.all_interactions)/sv.all_interaction_std
+    assert 0.8 < np.sqrt((z**2).mean()) < 1.25 and np.abs(z).max() < 4.5  # 1440 cells: errors the size the errors say
+    np.testing.assert_allclose(sv.all_interactions.sum(2), sv.all_values, rtol=0, atol=1e-12)  # rows: the Shapley values
+    np.testing.assert_allclose(sv.interaction_values.sum((1, 2)), sv.predictions - sv.base_value, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(sv.all_interactions, sv.all_interactions.transpose(0, 2, 1, 3))
+    assert sv.interaction_std.shape == (10, 12, 12) and 'with interaction values' in repr(sv)
+    again, other = run(0), run(1)
+    np.testing.assert_array_equal(again.all_interactions, sv.all_interactions)
+    np.testing.assert_array_equal(again.all_interaction_std, sv.all_interaction_std)
+    assert not np.array_equal(other.all_interactions, sv.all_interactions)
+    table = sv.interactions.to_numpy().copy()
+    np.fill_diagonal(table, 0)
+    i, j = np.unravel_index(table.argmax(), table.shape)
+    assert {sv.names[i], sv.names[j]} == {'x1', 'x2'}
+
+
+def test_sampled_shap_interactions_by_default_beyond_exact_limit(wide):
+    "Twelve players and no `max_evals`: sampled at the default budget, on the permutations the same call without interactions takes"
+    learn, df = wide
+    rows = df.iloc[-3:].drop(columns='y')
+    sv = learn.shap_values(rows, n_background=10, interactions=True, seed=0, show_progress=False)
+    assert not sv.exact and sv.max_evals == 2 + 5*4*11 and sv.n_pairs == 5*10
+    plain = learn.shap_values(rows, n_background=10, seed=0, show_progress=False)
+    assert plain.max_evals == 2 + 5*2*11 and plain.n_pairs == sv.n_pairs
+    scale = np.abs(plain.all_values).max()
+    np.testing.assert_allclose(sv.all_values, plain.all_values, rtol=0, atol=1e-9*scale)
+    np.testing.assert_allclose(sv.all_std, plain.all_std, rtol=0, atol=1e-9*scale)
+
+
+def test_sampled_shap_interactions_of_a_classifier(classification):
+    "Every class at once: rows add up per class, and the two classes of a binary classifier mirror each other (their probabilities sum to one)"
+    learn, df = classification
+    sv = learn.shap_values(df.iloc[-8:], n_background=30, interactions=True, max_evals=15, seed=0, show_progress=False)  # 4 players: 14 to 15 samples
+    assert not sv.exact and sv.all_interactions.shape == sv.all_interaction_std.shape == (8, 4, 4, 2)
+    np.testing.assert_allclose(sv.all_interactions.sum(2), sv.all_values, rtol=0, atol=1e-12)
+    for c in sv.outputs:
+        s = sv.select(c)
+        np.testing.assert_allclose(s.interaction_values.sum((1, 2)), s.predictions - s.base_value, rtol=0, atol=1e-12)
+        assert s.interaction_std.shape == (8, 4, 4) and (s.interaction_std > 0).all()
+    np.testing.assert_allclose(sv.all_interactions[..., 0], -sv.all_interactions[..., 1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(sv.all_interaction_std[..., 0], sv.all_interaction_std[..., 1], rtol=1e-4, atol=1e-7)

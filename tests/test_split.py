@@ -123,6 +123,12 @@ def test_shapley_and_sage_split_equal_whole(layout):
     close(fast.scores, whole.scores)
     fast, whole = both(lambda: learn.shap_values(df=frame().iloc[300:310], n_background=20, interactions=True, seed=0, show_progress=False))
     close(fast.all_interactions, whole.all_interactions)
+    m = len(fast.names)
+    if m > 2:  # sampled below 2**m, along the walks and the detours off them
+        fast, whole = both(lambda: learn.shap_values(df=frame().iloc[300:310], n_background=20, interactions=True, max_evals=2**m - 1, seed=0, show_progress=False))
+        assert not fast.exact
+        close(fast.all_interactions, whole.all_interactions)
+        close(fast.all_interaction_std, whole.all_interaction_std)
 
 
 def test_interaction_strength_split_equals_whole(layout):
