@@ -510,6 +510,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'fastai_featimp.sage.SageImportance.from_learner': ( 'sage.html#sageimportance.from_learner',
                                                                                           'fastai_featimp/sage.py'),
                                      'fastai_featimp.sage.convergence': ('sage.html#convergence', 'fastai_featimp/sage.py'),
+                                     'fastai_featimp.sage.default_draws': ('sage.html#default_draws', 'fastai_featimp/sage.py'),
                                      'fastai_featimp.sage.imputed_losses': ('sage.html#imputed_losses', 'fastai_featimp/sage.py'),
                                      'fastai_featimp.sage.loss_input': ('sage.html#loss_input', 'fastai_featimp/sage.py'),
                                      'fastai_featimp.sage.row_losses': ('sage.html#row_losses', 'fastai_featimp/sage.py'),

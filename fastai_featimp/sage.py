@@ -15,7 +15,8 @@ from .result import *
 from .coalitions import *
 
 # %% auto #0
-__all__ = ['loss_input', 'row_losses', 'imputed_losses', 'RowTally', 'convergence', 'SageImportance', 'sage_samples']
+__all__ = ['loss_input', 'row_losses', 'default_draws', 'imputed_losses', 'RowTally', 'convergence', 'SageImportance',
+           'sage_samples']
 
 # %% ../nbs/14a_sage.ipynb #0ed234cc
 def loss_input(probs, kind):
@@ -28,6 +29,10 @@ def row_losses(learn, probs, y, kind):
     "The learner's loss of each row for predictions `probs` (after the activation) and labels `y`"
     with learn.loss_not_reduced(): loss = learn.loss_func(loss_input(probs, kind).float(), y)
     return loss.reshape(len(probs), -1).double().mean(1)
+
+def default_draws(learn):
+    "Background rows drawn per permutation pair by default: 3 for a squared error, whose jackknife is exactly unbiased, else 8"
+    return 3 if isinstance(getattr(learn.loss_func, 'func', learn.loss_func), nn.MSELoss) else 8
 
 def imputed_losses(learn, probs, y, kind, jackknife):
     "The loss of each coalition's mean prediction over its draws (coalitions × draws × outputs), jackknifed when the draws are a sample"
@@ -92,7 +97,7 @@ class SageImportance(ImportanceResult):
         n_permutations:int=None, # exactly this many permutations (rounded up to a multiple of four: two pairs per row visited); default: until converged
         tol:float=0.025, # converged when the largest standard error is below this fraction of the estimates' range
         max_permutations:int=20000, # stop here even if not converged (with a warning)
-        n_draws:int=8, # background rows drawn per permutation pair, jackknifed; at least the background's size: all of it
+        n_draws:int=None, # background rows drawn per permutation pair, jackknifed; at least the background's size: all of it; default: `default_draws`
         bs:int=None, # rows per model forward; default: `default_bs`
         show_progress:bool=True, # show a progress bar with the convergence ratio
         sample_weight=None, # a column name of `df` or one weight per row: each row's loss counts by its weight; rows of weight zero are not visited
@@ -101,7 +106,7 @@ class SageImportance(ImportanceResult):
         "Estimate the SAGE values of `learn`'s features on `df` by antithetic permutations until they converge"
         check_tabular_learner(learn)
         if n_permutations is not None: n_permutations = check_whole('n_permutations', n_permutations)
-        max_permutations,n_draws = check_whole('max_permutations', max_permutations, 2),check_whole('n_draws', n_draws, 2)
+        max_permutations,n_draws = check_whole('max_permutations', max_permutations, 2),check_whole('n_draws', ifnone(n_draws, default_draws(learn)), 2)
         threshold,tol = check_number('threshold', threshold, 0, 1, low_open=True),check_number('tol', tol, 0, 1, low_open=True, high_open=True)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
         row_rng,perm_rng,bg_rng,draw_rng = rng_streams(seed, 4)
