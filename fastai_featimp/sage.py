@@ -30,9 +30,9 @@ def row_losses(learn, probs, y, kind):
     with learn.loss_not_reduced(): loss = learn.loss_func(loss_input(probs, kind).float(), y)
     return loss.reshape(len(probs), -1).double().mean(1)
 
-def default_draws(learn):
-    "Background rows drawn per permutation pair by default: 3 for a squared error, whose jackknife is exactly unbiased, else 8"
-    return 3 if isinstance(getattr(learn.loss_func, 'func', learn.loss_func), nn.MSELoss) else 8
+def default_draws(learn, n_background):
+    "Background rows drawn per permutation pair by default: 3 for a squared error, whose jackknife is exactly unbiased, else all `n_background`"
+    return 3 if isinstance(getattr(learn.loss_func, 'func', learn.loss_func), nn.MSELoss) else n_background
 
 def imputed_losses(learn, probs, y, kind, jackknife):
     "The loss of each coalition's mean prediction over its draws (coalitions × draws × outputs), jackknifed when the draws are a sample"
@@ -106,7 +106,8 @@ class SageImportance(ImportanceResult):
         "Estimate the SAGE values of `learn`'s features on `df` by antithetic permutations until they converge"
         check_tabular_learner(learn)
         if n_permutations is not None: n_permutations = check_whole('n_permutations', n_permutations)
-        max_permutations,n_draws = check_whole('max_permutations', max_permutations, 2),check_whole('n_draws', ifnone(n_draws, default_draws(learn)), 2)
+        max_permutations,n_background = check_whole('max_permutations', max_permutations, 2),check_whole('n_background', n_background, 2)
+        n_draws = check_whole('n_draws', ifnone(n_draws, default_draws(learn, n_background)), 2)
         threshold,tol = check_number('threshold', threshold, 0, 1, low_open=True),check_number('tol', tol, 0, 1, low_open=True, high_open=True)
         seed,show_progress = ifnone(check_seed('seed', seed), secrets.randbits(31)),check_flag('show_progress', show_progress)
         row_rng,perm_rng,bg_rng,draw_rng = rng_streams(seed, 4)
