@@ -127,13 +127,15 @@ def forward_of(learn):
 
 @contextmanager
 def evaluating(learn):
-    "Inside `kept`: yields the learner's forward pass in eval mode, without gradients, through its batch callbacks"
-    with kept(learn):
+    "Inside `kept`: yields the learner's forward pass in eval mode, without gradients, through its batch callbacks; within an `evaluating` of `learn` already, that one's"
+    if '_featimp_forward' in learn.__dict__: yield learn._featimp_forward; return  # entered once, however deep the calls nest
+    with kept(learn):  # restores `__dict__`, so the mark goes on exit
         learn.metrics = L()
         learn.cbs = learn.cbs.filter(lambda cb: not reports_on_training(cb))
         with learn.validation_context(), torch.no_grad():
             learn('before_validate')
-            yield forward_of(learn)
+            learn._featimp_forward = forward_of(learn)
+            yield learn._featimp_forward
             learn('after_validate')
 
 # %% ../nbs/03_scoring.ipynb #0bf47834
