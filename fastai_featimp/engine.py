@@ -383,7 +383,7 @@ def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
             raise InputError("this learner has no validation data (a learner from `load_learner` keeps none); pass `df=` or `dl=`")
         return learn.dls.valid
     frame = check_frame(df, to, with_labels, unseen)
-    dl = learn.dls.test_dl(frame, with_labels=with_labels)
+    dl = learn.dls.test_dl(frame, with_labels=with_labels, inplace=True)  # `frame` is our own copy: fastai need not copy it again
     dl.unseen = frame.attrs['unseen']
     return dl
 
