@@ -113,19 +113,19 @@ def acts_on_batches(cb):
     "Whether `cb` has a handler for a batch event that runs outside training (`CastToTensor` has nothing to cast here)"
     return getattr(cb, 'run_valid', True) and not isinstance(cb, CastToTensor) and any(hasattr(cb, e) for e in _batch_events)
 
-def forward_batch(learn, cbs, cats, conts):
-    "The model's raw output on one batch, through the batch and prediction events of `cbs`, the callbacks that act on batches, in order"
+def forward_batch(learn, handlers, cats, conts):
+    "The model's raw output on one batch, through `handlers` (each batch event's callbacks that handle it, in order)"
     learn.xb,learn.yb = (cats, conts),()
-    for cb in cbs: cb('before_batch')
+    for cb in handlers['before_batch']: cb('before_batch')
     learn.pred = learn.model(*learn.xb)
-    for event in ('after_pred', 'after_loss', 'after_batch'):
-        for cb in cbs: cb(event)
+    for event in _batch_events[1:]:
+        for cb in handlers[event]: cb(event)
     return learn.pred
 
 def forward_of(learn):
     "`learn`'s forward pass on a batch: the bare model when none of its callbacks acts on batches, else `forward_batch` through those that do"
     cbs = [cb for cb in learn.cbs.sorted('order') if acts_on_batches(cb)]  # the others do nothing here: `learn(event)` would ask each, every batch
-    return partial(forward_batch, learn, cbs) if cbs else learn.model
+    return partial(forward_batch, learn, {e: [cb for cb in cbs if hasattr(cb, e)] for e in _batch_events}) if cbs else learn.model
 
 @contextmanager
 def evaluating(learn):
