@@ -258,7 +258,7 @@ class AccumulatedLocalEffects(Result):
         output = None if output is None else [check_output(learn, o) for o in (output if is_listy(output) else [output])]
         weights = weights_for(learn, sample_weight, df, dl)
         warn_untrained(learn)
-        with kept(learn):
+        with evaluating(learn):  # one entry for the engine's passes
             eng = Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need='to take local differences over')
             values = [FeatureValues(eng.to, eng.features[f]) for f in features]
             weights = np.ones(eng.data.n) if weights is None else weights

@@ -140,10 +140,15 @@ class LinearInput:
         "The sum over `columns` of their tables' rows for `codes` (rows × len(columns)), each times its weight: (rows × width)"
         return F.embedding_bag(codes + self.starts[columns], self.table, per_sample_weights=weights, mode='sum')
 
-    def hidden(self, cats, conts):
-        "The first linear layer's output on encoded rows (rows × width), without a tensor per column"
-        out = conts @ self.cont + self.offset
-        return out + self._looked_up(cats, slice(None)) if self.tables else out
+    @property
+    def direct(self):
+        "Whether a row's first-layer output costs less from its encoded values than read back, precomputed: no categorical column (each a lookup as wide as the output) and at most 8 continuous ones"
+        return not self.tables and len(self.cont) <= 8
+
+    def hidden(self, cats, conts, out=None):
+        "The first linear layer's output on encoded rows (rows × width), without a tensor per column, in `out` if given"
+        out = torch.addmm(self.offset, conts, self.cont, out=out)
+        return out.add_(self._looked_up(cats, slice(None))) if self.tables else out
 
     def shifted(self, base, cat_idx, old_cats, new_cats, cont_idx, old_conts, new_conts, out=None):
         "First-layer outputs `base` (rows × width) after columns `cat_idx`, `cont_idx` go from the old values to the new, in `out` if given"
@@ -189,6 +194,10 @@ def _take(x, rows, columns):
     "`x[rows][:, columns]` without copying whole rows: `rows` a slice or row numbers, `columns` a tensor"
     return x[rows][:, columns] if isinstance(rows, slice) else x[rows[:, None], columns]
 
+def _rows_into(x, rows, out):
+    "Copy `x[rows]` into `out` without an intermediate tensor: `rows` a slice or row numbers"
+    return out.copy_(x[rows]) if isinstance(rows, slice) else torch.index_select(x, 0, rows, out=out)
+
 class Evaluator:
     "Evaluates perturbations of `data` in fused batches of `bs` rows through `forward`, read by a scorer; in the first layer's space when `split` is given"
     def __init__(self, data, forward, bs, split=None, hidden=None):
@@ -223,7 +232,7 @@ class Evaluator:
         "Copy `p`'s data `rows`, at `positions` among its own, into the batch and let `p` rewrite them"
         d,o,k = self.data,self.filled,positions.stop-positions.start
         cats,conts = self.cats[o:o+k],self.conts[o:o+k]
-        cats.copy_(d.cats[rows]); conts.copy_(d.conts[rows])
+        _rows_into(d.cats, rows, cats); _rows_into(d.conts, rows, conts)
         p(d, positions, cats, conts)
         self.filled += k
 
@@ -233,13 +242,13 @@ class Evaluator:
         cats,conts,hiddens = self.cats[o:o+k],self.conts[o:o+k],self.hiddens[o:o+k]
         self.filled += k
         if self._columns[0] is not p:  # a perturbation's columns, once for all its batches
-            columns = p.columns()
+            columns = None if split.direct else p.columns()
             self._columns = (p, None if columns is None else [torch.as_tensor(c, dtype=torch.long, device=d.cats.device) for c in columns])
         columns = self._columns[1]
-        if columns is None:  # a perturbation that does not say which columns it rewrites: the first layer on whole rows
-            cats.copy_(d.cats[rows]); conts.copy_(d.conts[rows])
+        if columns is None:  # the first layer on whole rows: cheap enough (`LinearInput.direct`), or the columns `p` rewrites are unknown
+            _rows_into(d.cats, rows, cats); _rows_into(d.conts, rows, conts)
             p(d, positions, cats, conts)
-            return hiddens.copy_(split.hidden(cats, conts))
+            return split.hidden(cats, conts, out=hiddens)
         base = self.hidden[rows] if self.hidden is not None else split.hidden(d.cats[rows], d.conts[rows])
         ci,ki = columns
         if not (len(ci) or len(ki)): return hiddens.copy_(base)
@@ -374,7 +383,7 @@ def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
             raise InputError("this learner has no validation data (a learner from `load_learner` keeps none); pass `df=` or `dl=`")
         return learn.dls.valid
     frame = check_frame(df, to, with_labels, unseen)
-    dl = learn.dls.test_dl(frame, with_labels=with_labels)
+    dl = learn.dls.test_dl(frame, with_labels=with_labels, inplace=True)  # `frame` is our own copy: fastai need not copy it again
     dl.unseen = frame.attrs['unseen']
     return dl
 
@@ -440,7 +449,7 @@ class Engine:
             d,bs = self.data,self.bs
             split = LinearInput.of(learn, d.cats[:256], d.conts[:256])
             hidden = None
-            if split is not None and d.n*split.width*d.conts.element_size() <= hidden_budget:
+            if split is not None and not split.direct and d.n*split.width*d.conts.element_size() <= hidden_budget:
                 hidden = d.conts.new_empty(d.n, split.width)
                 for i in range(0, d.n, bs): hidden[i:i+bs] = split.hidden(d.cats[i:i+bs], d.conts[i:i+bs])
             self._first = (learn.model, split, hidden)

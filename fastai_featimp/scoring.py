@@ -113,27 +113,31 @@ def acts_on_batches(cb):
     "Whether `cb` has a handler for a batch event that runs outside training (`CastToTensor` has nothing to cast here)"
     return getattr(cb, 'run_valid', True) and not isinstance(cb, CastToTensor) and any(hasattr(cb, e) for e in _batch_events)
 
-def forward_batch(learn, cats, conts):
-    "The model's raw output on one batch, through the callbacks' batch and prediction events"
+def forward_batch(learn, handlers, cats, conts):
+    "The model's raw output on one batch, through `handlers` (each batch event's callbacks that handle it, in order)"
     learn.xb,learn.yb = (cats, conts),()
-    learn('before_batch')
+    for cb in handlers['before_batch']: cb('before_batch')
     learn.pred = learn.model(*learn.xb)
-    learn('after_pred'); learn('after_loss'); learn('after_batch')
+    for event in _batch_events[1:]:
+        for cb in handlers[event]: cb(event)
     return learn.pred
 
 def forward_of(learn):
-    "`learn`'s forward pass on a batch: the bare model when none of its callbacks acts on batches, else `forward_batch`"
-    return partial(forward_batch, learn) if any(acts_on_batches(cb) for cb in learn.cbs) else learn.model
+    "`learn`'s forward pass on a batch: the bare model when none of its callbacks acts on batches, else `forward_batch` through those that do"
+    cbs = [cb for cb in learn.cbs.sorted('order') if acts_on_batches(cb)]  # the others do nothing here: `learn(event)` would ask each, every batch
+    return partial(forward_batch, learn, {e: [cb for cb in cbs if hasattr(cb, e)] for e in _batch_events}) if cbs else learn.model
 
 @contextmanager
 def evaluating(learn):
-    "Inside `kept`: yields the learner's forward pass in eval mode, without gradients, through its batch callbacks"
-    with kept(learn):
+    "Inside `kept`: yields the learner's forward pass in eval mode, without gradients, through its batch callbacks; within an `evaluating` of `learn` already, that one's"
+    if '_featimp_forward' in learn.__dict__: yield learn._featimp_forward; return  # entered once, however deep the calls nest
+    with kept(learn):  # restores `__dict__`, so the mark goes on exit
         learn.metrics = L()
         learn.cbs = learn.cbs.filter(lambda cb: not reports_on_training(cb))
         with learn.validation_context(), torch.no_grad():
             learn('before_validate')
-            yield forward_of(learn)
+            learn._featimp_forward = forward_of(learn)
+            yield learn._featimp_forward
             learn('after_validate')
 
 # %% ../nbs/03_scoring.ipynb #0bf47834

@@ -227,3 +227,22 @@ def test_perturbation_without_feature_recomputes_whole_rows(regression):
     with whole_model(): whole = np.stack(Engine(learn, bs=64).evaluate(perturbations, scorer))
     close(fast, whole)
     assert fast[0, 0] != fast[1, 0]
+
+
+def test_hidden_rows_precomputed_only_where_they_pay():
+    "A first layer on a few continuous columns runs on each perturbed row; one with a categorical is computed once per row and shifted"
+    for make, precomputed in ((layouts['continuous only, y_range, no bn_cont'], False), (layouts['categoricals only'], True)):
+        learn = make()
+        eng = Engine(learn, with_labels=False)
+        with evaluating(learn): split, hidden = eng.first_layer(learn)
+        assert split.direct != precomputed and (hidden is not None) == precomputed
+
+
+def test_evaluating_enters_once():
+    "An `evaluating` inside another of the same learner yields the same forward pass and restores nothing; the outer one restores all"
+    learn = layouts['categoricals only']()
+    learn.model.train()
+    with evaluating(learn) as outer:
+        with evaluating(learn) as inner: assert inner is outer
+        assert not learn.model.training and '_featimp_forward' in learn.__dict__
+    assert learn.model.training and '_featimp_forward' not in learn.__dict__
