@@ -14,7 +14,7 @@ def wheel(tmp_path_factory):
     "The wheel `pip wheel` builds from a copy of the checkout, so no stale `build/` of an earlier build leaks in"
     tmp = tmp_path_factory.mktemp('wheel')
     src = tmp/'src'
-    shutil.copytree(root, src, ignore=shutil.ignore_patterns('.git', '.venv', 'build', 'dist', '*.egg-info', '__pycache__',
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns('.git', '.venv', '.venv-*', 'build', 'dist', '*.egg-info', '__pycache__',
                                                              '_proc', '_docs', '.pytest_cache'))
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', str(src), '--no-deps', '--no-build-isolation', '--no-index',
                     '-q', '-w', str(tmp/'dist')], check=True)
