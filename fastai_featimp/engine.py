@@ -14,7 +14,8 @@ from .scoring import *
 # %% auto #0
 __all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs',
            'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded', 'FeatureValues',
-           'output_names', 'output_candidates', 'check_output', 'warn_all_missing', 'test_dataloader', 'Engine']
+           'unit_values', 'output_names', 'output_candidates', 'check_output', 'warn_all_missing', 'test_dataloader',
+           'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -204,10 +205,6 @@ class Evaluator:
         "`split`: a `LinearInput` (then `forward` is unused); `hidden`: each data row's first-layer output, if computed beforehand"
         store_attr()
 
-    def run(self, perturbations, scorer, total=None, show_progress=False):
-        "Each perturbation's answer from `scorer`, in order"
-        return list(self.stream(perturbations, scorer, total, show_progress))
-
     def stream(self, perturbations, scorer, total=None, show_progress=False):
         "Each perturbation's answer from `scorer`, in order, as soon as its last rows have been read"
         d,bs = self.data,self.bs
@@ -340,6 +337,11 @@ class FeatureValues:
         "Which rows of `data` already have `value`"
         if self.kind=='categorical': return (self.codes(data)==self.vocab.o2i[value]).cpu().numpy()
         return np.isclose(self.decode(data), value, rtol=1e-6, atol=1e-6*self.std)
+
+def unit_values(to, features, unit, data):
+    "The raw values of `unit` in the encoded `data` (`features`: the learner's, by name): categories, numbers (NaN where missing), tuples for a group"
+    raw = [FeatureValues(to, f).decode(data) for f in features.values() if set(f.columns) <= set(unit.columns)]
+    return raw[0] if len(raw)==1 else list(zip(*raw))
 
 # %% ../nbs/04_engine.ipynb #25537e1a
 def output_names(learn, n_outputs):

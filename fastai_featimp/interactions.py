@@ -16,7 +16,7 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['n_groups', 'BlockMeanScorer', 'pick_units', 'pair_unit', 'dependence_perturbations', 'unit_values', 'centred', 'root',
+__all__ = ['n_groups', 'BlockMeanScorer', 'pick_units', 'pair_unit', 'dependence_perturbations', 'centred', 'root',
            'pair_products', 'h_statistic', 'h_tables', 'InteractionStrength', 'clustered']
 
 # %% ../nbs/17_interactions.ipynb #add8427e
@@ -38,7 +38,7 @@ def pick_units(units, features=None):
     if features is None: chosen = list(units)
     else:
         if isinstance(features, str) or not is_listy(features):
-            raise TypeError(f"`features` must be a list of feature names, got {shown(features)}")
+            raise InputTypeError(f"`features` must be a list of feature names, got {shown(features)}")
         chosen = []
         for f in features:
             owner = first(u for u in units if f==u.name or f in u.columns)
@@ -61,14 +61,6 @@ def dependence_perturbations(units, pairs, rows, background):
     for u in units: yield Permute(u, at_row, over_bg)  # background rows with the unit set to row i's values
     for u in units: yield Permute(u, over_bg, at_row)  # row i with the unit set to each background row's values
     for a,b in pairs: yield Permute(pair_unit(units[a], units[b]), at_row, over_bg)
-
-# %% ../nbs/17_interactions.ipynb #3847fcc4
-def unit_values(eng, unit, rows):
-    "The raw values of `unit` in the data rows `rows`: categories, numbers (NaN where missing), tuples for a group"
-    data = SimpleNamespace(cats=eng.data.cats[rows], conts=eng.data.conts[rows])
-    members = [FeatureValues(eng.to, f) for f in eng.features.values() if set(f.columns) <= set(unit.columns)]
-    raw = [fv.decode(data) for fv in members]
-    return raw[0] if len(raw)==1 else list(zip(*raw))
 
 # %% ../nbs/17_interactions.ipynb #cdcf3c60
 def centred(x): return x - x.mean(0)
@@ -190,7 +182,8 @@ class InteractionStrength(ImportanceResult):
             m = len(units)
             dep = dict(units=means[:m], rest=means[m:2*m], pairs=means[2*m:])
             outputs = output_names(learn, preds.shape[1])
-            raw = pd.DataFrame({u.name: unit_values(eng, u, rows_t) for u in units}, index=eng.index[rows])
+            drawn = SimpleNamespace(cats=eng.data.cats[rows_t], conts=eng.data.conts[rows_t])
+            raw = pd.DataFrame({u.name: unit_values(eng.to, eng.features, u, drawn) for u in units}, index=eng.index[rows])
         return cls(units, pairs, dep, preds.cpu().numpy(), raw, outputs, ifnone(name, outputs[-1]), k*size, level, seed, eng.data.unseen)
 
     def __repr__(self):
