@@ -181,6 +181,15 @@ def test_batch_callback_runs_whole(regression):
     close(shap.all_values, 2*learn.shap_values(n_background=20, seed=0, show_progress=False).all_values)
 
 
+def test_coalition_rows_cut_across_batches(regression):
+    "Coalition rows that do not fit a batch (`bs=7`) are cut across batches and give the values of whole batches, split or whole model"
+    learn = regression
+    for q in (dict(), dict(max_evals=30, interactions=True)):
+        values = lambda bs: learn.shap_values(df=frame().iloc[300:320], n_background=20, seed=0, show_progress=False, bs=bs, **q).all_values
+        close(values(7), values(None))
+        with whole_model(): close(values(7), values(None))
+
+
 def largest_allocation(f):
     "The largest block of CPU memory torch allocates while `f` runs, in bytes, and `f`'s result"
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof: out = f()
