@@ -14,24 +14,14 @@ from .engine import *
 from .result import *
 
 # %% auto #0
-__all__ = ['exact_limit', 'block_rows', 'predict_rows', 'Players', 'Game', 'coalitions', 'marginal_pairs', 'coalition_values',
-           'interaction_pairs', 'interaction_values', 'with_main_effects', 'exact_shapley', 'walks', 'detours',
-           'credit', 'interaction_samples', 'rng_streams', 'StratifiedMean', 'sampled_shapley', 'efficient',
+__all__ = ['exact_limit', 'block_rows', 'Players', 'Game', 'Walks', 'Coalitions', 'coalitions', 'marginal_pairs',
+           'coalition_values', 'interaction_pairs', 'interaction_values', 'with_main_effects', 'exact_shapley', 'walks',
+           'detours', 'credit', 'interaction_samples', 'rng_streams', 'StratifiedMean', 'sampled_shapley', 'efficient',
            'background_engine', 'unseen_counts', 'explained_data']
 
 # %% ../nbs/06_coalitions.ipynb #57154c9c
 exact_limit = 10  # players up to which `shap_values` is exact unless `max_evals` says otherwise
 block_rows = 2**16  # model rows built at once, whatever the number of rows explained: bounds the memory
-
-# %% ../nbs/06_coalitions.ipynb #d17a4d8a
-def _activated(learn, forward, inputs, bs):
-    "`forward`'s outputs (rows × outputs) on `inputs` (tensors of the same rows), after the loss function's activation as in `get_preds`, `bs` rows at a time"
-    act,n = activation(learn),len(inputs[0])
-    return torch.cat([act(forward(*[x[i:i+bs] for x in inputs])).reshape(min(bs, n-i), -1).float() for i in range(0, n, bs)])
-
-def predict_rows(learn, cats, conts, bs):
-    "The model's outputs (rows × outputs) on encoded rows, through its batch callbacks, `bs` rows at a time"
-    return _activated(learn, forward_of(learn), (cats, conts), bs)
 
 # %% ../nbs/06_coalitions.ipynb #147d8ffb
 class Players:
@@ -54,69 +44,112 @@ class Players:
 
 # %% ../nbs/06_coalitions.ipynb #e7e737f8
 class Game:
-    "The model's outputs (after the activation) on rows taking a coalition's players from a row of `data` and the others from a row of `background`"
-    def __init__(self, learn, players, data, background, bs):
-        store_attr('learn,players,data,background,bs')
-        self.split = LinearInput.of(learn, background.cats, background.conts)
-        if self.split is not None:
-            self.bg_parts = self.parts(background.cats, background.conts)
-            self.bg_hidden = self.bg_parts.sum(1) + self.split.offset
+    "The model's outputs (after the activation) on rows taking a coalition's players from a row of `engine`'s data (the rows explained) and the others from a row of `background`'s, evaluated by `engine`"
+    def __init__(self, learn, players, engine, background):
+        store_attr('learn,players,engine'); self.background_engine = background
+        self.data,self.background = engine.data,background.data
+        self.bs = engine.batch_rows(engine.first_layer(learn)[0])  # rows of a batch: each perturbation fits one
+        self.scorer,self._background = PredictionScorer(learn),(None,)
 
-    def parts(self, cats, conts):
-        "Each player's part of the first layer's output (rows × players × width)"
+    def parts(self, split, cats, conts):
+        "Each player's part of the first layer's output under `split` (rows × players × width)"
         p = self.players
-        return self.split.parts(cats, conts, p.cat_owner, p.cont_owner, p.m)
+        return split.parts(cats, conts, p.cat_owner, p.cont_owner, p.m)
 
-    def differences(self, xi, bi):
+    def background_parts(self, split):
+        "The background rows' parts (rows × players × width) and first-layer outputs (rows × width) under `split`, computed once"
+        if self._background[0] is not split:
+            parts = self.parts(split, self.background.cats, self.background.conts)
+            self._background = (split, parts, parts.sum(1) + split.offset)
+        return self._background[1:]
+
+    def differences(self, split, xi, bi):
         "Each player's part in data rows `xi` (rows) minus in background rows `bi` (rows × k): (rows × k × players × width)"
         rows,inverse = xi.unique(return_inverse=True)
-        return self.parts(*_rows(self.data, rows))[inverse][:, None] - self.bg_parts[bi]
+        return self.parts(split, *_rows(self.data, rows))[inverse][:, None] - self.background_parts(split)[0][bi]
 
-    def outputs(self, hidden):
-        "The activated outputs of the rest of the network on first-layer outputs (... × width)"
-        return _activated(self.learn, self.split, (hidden.flatten(0, -2),), self.bs).view(*hidden.shape[:-1], -1)
-
-    def mixed(self, mask, xi, bi):
-        "Outputs on mixed encoded rows, the whole model running: `mask` (... × players) broadcast with row indices `xi`, `bi` (...)"
-        cats,conts = self.players.mix(mask, _rows(self.data, xi), _rows(self.background, bi))
-        return predict_rows(self.learn, cats.flatten(0, -2), conts.flatten(0, -2), self.bs).view(*cats.shape[:-1], -1)
+    def outputs(self, mixes, shape):
+        "The outputs on the rows of the `Mix` perturbations `mixes`, in order, viewed as `shape` × outputs"
+        return torch.cat(self.engine.evaluate(mixes, self.scorer, learn=self.learn)).view(*shape, -1)
 
     def along(self, perm, xi, bi, with_detours=False):
         "Outputs along each permutation (pairs × players) and its reverse, from data row `xi` (pairs) and background rows `bi` (pairs × k): (pairs × k × 2 × players-1 × outputs); `with_detours` adds the `detours` as two more walks"
-        if self.split is None:
-            masks = torch.cat([walks(perm), detours(perm)], 1) if with_detours else walks(perm)
-            return self.mixed(masks[:, None], xi[:, None, None, None], bi[:, :, None, None])
-        n = max(1, self.bs//((4 if with_detours else 2)*(self.players.m-1)*bi.shape[1]))  # pairs per forward: its tensors stay in the cache
-        return torch.cat([self._along(perm[i:i+n], xi[i:i+n], bi[i:i+n], with_detours) for i in range(0, len(perm), n)])
+        shape = (len(perm), bi.shape[1], 4 if with_detours else 2, self.players.m-1)
+        n = max(1, self.bs//math.prod(shape[1:]))  # pairs per perturbation
+        return self.outputs([Walks(self, perm[i:i+n], xi[i:i+n], bi[i:i+n], with_detours) for i in range(0, len(perm), n)], shape)
 
-    def _along(self, perm, xi, bi, with_detours):
-        nb = self.background.n
+    def coalitions(self, mask, xi):
+        "Outputs for every coalition in `mask` (coalitions × players), from data rows `xi` against the whole background: (rows × background × coalitions × outputs)"
+        shape,shared = (len(mask), len(xi), self.background.n),{}
+        n = max(1, self.bs//(len(xi)*self.background.n))  # coalitions per perturbation
+        return self.outputs([Coalitions(self, mask[i:i+n], xi, shared) for i in range(0, len(mask), n)], shape).permute(1, 2, 0, 3)
+
+class _Mixed(Mix):
+    "Rows of a `Game`: data row `rows` with the players outside each row's coalition taken from background row `bg_rows`"
+    def __call__(self, data, positions, cats, conts):
+        g = self.game
+        mixed = g.players.mix(self.masks()[positions], (cats, conts), _rows(g.background, self.bg_rows[positions]))
+        cats.copy_(mixed[0]); conts.copy_(mixed[1])
+
+    def first_layer(self, split, positions, out):
+        if positions.stop - positions.start == len(self.rows): return self.hiddens(split, out.view(*self.shape, -1))  # all in one batch: written there
+        if self.hidden is None: self.hidden = self.hiddens(split).flatten(0, -2)  # once, for the two batches it spans
+        return out.copy_(self.hidden[positions])
+
+class Walks(_Mixed):
+    "The rows of `Game.along`: each permutation's coalitions (and with `with_detours` its `detours`) from data row `xi` and background rows `bi`"
+    def __init__(self, game, perm, xi, bi, with_detours=False):
+        store_attr(); self.hidden = None
+        k,walks_,m = bi.shape[1],4 if with_detours else 2,game.players.m
+        self.shape = (len(perm), k, walks_, m-1)
+        self.rows = xi[:, None, None, None].expand(self.shape).flatten()
+        self.bg_rows = bi[:, :, None, None].expand(self.shape).flatten()
+
+    def masks(self):
+        "Each row's coalition (rows × players)"
+        z = torch.cat([walks(self.perm), detours(self.perm)], 1) if self.with_detours else walks(self.perm)
+        return z[:, None].expand(*self.shape, -1).flatten(0, -2)
+
+    def hiddens(self, split, out=None):
+        "First-layer outputs along the walks: the background row's, plus each joining player's difference (pairs × k × walks × players-1 × width), in `out` if given"
+        perm,xi,bi = self.perm,self.xi,self.bi
+        nb = self.game.background.n
         pairs,inverse = (xi[:, None]*nb + bi).unique(return_inverse=True)  # each (row, background row) once
-        steps = self.differences(pairs//nb, (pairs % nb)[:, None])[:, 0][inverse[..., None], perm[:, None]]
-        start = self.bg_hidden[bi]
+        steps = self.game.differences(split, pairs//nb, (pairs % nb)[:, None])[:, 0][inverse[..., None], perm[:, None]]
+        start = self.game.background_parts(split)[1][bi]
         p,k,m,width = steps.shape
-        out = steps.new_empty(p, k, 4 if with_detours else 2, m-1, width)
+        if out is None: out = steps.new_empty(*self.shape, width)
         walk = out[:, :, 0]  # first-layer outputs as the players join
         torch.add(start, steps[:, :, 0], out=walk[:, :, 0])
         for j in range(1, m-1): torch.add(walk[:, :, j-1], steps[:, :, j], out=walk[:, :, j])
         total = (start + walk[:, :, -1] + steps[:, :, -1])[:, :, None]
         torch.sub(total, walk.flip(2), out=out[:, :, 1])  # the reverse walk
-        if with_detours:  # before step j, plus the player of step j+1; the reverse's from the far end
+        if self.with_detours:  # before step j, plus the player of step j+1; the reverse's from the far end
             joined = torch.cat([start[:, :, None], walk, (walk[:, :, -1] + steps[:, :, -1])[:, :, None]], 2)
             torch.add(joined[:, :, :-2], steps[:, :, 1:], out=out[:, :, 2])
             torch.add(total - joined[:, :, 2:].flip(2), steps[:, :, :-1].flip(2), out=out[:, :, 3])
-        return self.outputs(out)
+        return out
 
-    def coalitions(self, mask, xi):
-        "Outputs for every coalition in `mask` (coalitions × players), from data rows `xi` against the whole background: (rows × background × coalitions × outputs)"
-        bi = torch.arange(self.background.n, device=mask.device)
-        if self.split is None: return self.mixed(mask, xi[:, None, None], bi[:, None])
-        d = self.differences(xi, bi.expand(len(xi), -1))
-        flat,n = d.permute(2, 0, 1, 3).flatten(1),max(1, self.bs//(len(xi)*len(bi)))
-        def summed(part):  # the sums of a few coalitions' differences: one matrix product
-            sums = (part.to(d.dtype) @ flat).view(len(part), *d.shape[:2], -1).permute(1, 2, 0, 3)
-            return self.outputs(self.bg_hidden[None, :, None] + sums)
-        return torch.cat([summed(mask[i:i+n]) for i in range(0, len(mask), n)], 2)
+class Coalitions(_Mixed):
+    "The rows of `Game.coalitions` for the coalitions `mask` (coalitions × players): data rows `xi`, each against every background row; `shared` keeps the players' differences for the other coalitions of the same rows"
+    def __init__(self, game, mask, xi, shared):
+        store_attr(); self.hidden = None
+        nb = game.background.n
+        self.shape = (len(mask), len(xi), nb)
+        self.rows = xi[None, :, None].expand(self.shape).flatten()
+        self.bg_rows = torch.arange(nb, device=xi.device).expand(len(mask), len(xi), -1).flatten()
+
+    def masks(self): return self.mask[:, None].expand(-1, len(self.xi)*self.game.background.n, -1).flatten(0, 1)
+
+    def hiddens(self, split, out=None):
+        "First-layer outputs of the coalitions: the background row's plus the sum of the coalition's differences, one matrix product (coalitions × rows × background × width), in `out` if given"
+        g,nb = self.game,self.game.background.n
+        if self.shared.get('split') is not split:
+            d = g.differences(split, self.xi, torch.arange(nb, device=self.xi.device).expand(len(self.xi), -1))
+            self.shared.update(split=split, flat=d.permute(2, 0, 1, 3).flatten(1))
+        flat = self.shared['flat']
+        sums = torch.mm(self.mask.to(flat.dtype), flat, out=None if out is None else out.view(len(self.mask), -1))
+        return sums.view(*self.shape, -1).add_(g.background_parts(split)[1])
 
 # %% ../nbs/06_coalitions.ipynb #585df2b8
 def coalitions(m):
@@ -283,9 +316,7 @@ def unseen_counts(data, background):
     "The rows per column of the explained `data`, then of the `background`, whose unseen categories became `#na#`"
     return {**data.unseen, **{f'{c} (background)': n for c,n in background.unseen.items()}}
 
-def explained_data(learn, df=None, dl=None, device=None, unseen='error'):
-    "The rows to explain (`df`, `dl` or the validation set), encoded, without labels"
-    dl = test_dataloader(learn, df, dl, with_labels=False, unseen=unseen)
-    if len(dl.dataset)==0: raise InputError("need at least one row to explain, got 0 rows")
-    return TabularTensors(dl, device)
+def explained_data(learn, df=None, dl=None, bs=None, unseen='error'):
+    "An `Engine` on the rows to explain (`df`, `dl` or the validation set), without labels"
+    return Engine(learn, df, dl, bs, with_labels=False, unseen=unseen, need='to explain', min_rows=1)
 

@@ -12,7 +12,7 @@ from .units import *
 from .scoring import *
 
 # %% auto #0
-__all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs',
+__all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'Mix', 'default_bs',
            'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded', 'FeatureValues',
            'unit_values', 'output_names', 'output_candidates', 'check_output', 'warn_all_missing', 'test_dataloader',
            'Engine']
@@ -79,6 +79,12 @@ class Assign(Perturbation):
     def __call__(self, data, positions, cats, conts):
         for j,i in enumerate(self.feature.cat_idx): cats[:, i] = self.cats[positions, j]
         for j,i in enumerate(self.feature.cont_idx): conts[:, i] = self.conts[positions, j]
+
+class Mix(Perturbation):
+    "Rows that may change in every column (mixes of rows, as in coalition games): they rewrite whole rows, and under the first-layer split give their rows' first-layer outputs themselves"
+    def first_layer(self, split, positions, out):
+        "The first-layer outputs under `split` of this perturbation's rows at `positions`, in `out`"
+        raise NotImplementedError
 
 # %% ../nbs/04_engine.ipynb #d63a11d7
 def default_bs(model, device):
@@ -213,6 +219,7 @@ class Evaluator:
         self.pending,self.filled,self._columns = [],0,(None, None)
         for p in progress(perturbations, show_progress, total=total):
             n,start = p.n_rows(d),0
+            if isinstance(p, Mix) and self.filled + n > bs >= n: yield from self._flush(scorer)  # a mix that fits a batch is not cut in two
             state = scorer.start(n)
             while start < n:
                 take = min(bs - self.filled, n - start)
@@ -238,6 +245,7 @@ class Evaluator:
         d,o,k,split = self.data,self.filled,positions.stop-positions.start,self.split
         cats,conts,hiddens = self.cats[o:o+k],self.conts[o:o+k],self.hiddens[o:o+k]
         self.filled += k
+        if isinstance(p, Mix): return p.first_layer(split, positions, hiddens)
         if self._columns[0] is not p:  # a perturbation's columns, once for all its batches
             columns = None if split.direct else p.columns()
             self._columns = (p, None if columns is None else [torch.as_tensor(c, dtype=torch.long, device=d.cats.device) for c in columns])
@@ -394,10 +402,11 @@ hidden_budget = 2**30  # bytes: up to this size each data row's first-layer outp
 
 class Engine:
     "Encoded data of a tabular learner, its features and units, and the evaluator of perturbations on it"
-    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, unseen='error', need='to perturb'):
+    def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, unseen='error', need='to perturb', min_rows=2):
         if bs is not None: bs = check_whole('bs', bs)
         dl = test_dataloader(learn, df, dl, with_labels, unseen)
-        if len(dl.dataset) < 2: raise InputError(f"need at least two rows {need}, got {len(dl.dataset)}")
+        n = len(dl.dataset)
+        if n < min_rows: raise InputError(f"need at least {'one row' if min_rows==1 else 'two rows'} {need}, got {n} row{'' if n==1 else 's'}")
         device = next(learn.model.parameters()).device
         self.learn,self.bs,self.given_bs = learn,ifnone(bs, default_bs(learn.model, device)),bs
         self.data = TabularTensors(dl, device)
@@ -462,14 +471,22 @@ class Engine:
         learn = ifnone(learn, self.learn)
         with evaluating(learn) as forward:
             split,hidden = self.first_layer(learn)
-            # the rest of the network is narrower; the batch's encoded rows stay near a million values too
-            columns = self.data.cats.shape[1] + self.data.conts.shape[1]
-            bs = self.bs if split is None else ifnone(self.given_bs, min(default_bs(split.rest, self.data.device), max(2**20//columns, 1024)))
-            yield from Evaluator(self.data, forward, bs, split, hidden).stream(perturbations, scorer, total, show_progress)
+            yield from Evaluator(self.data, forward, self.batch_rows(split), split, hidden).stream(perturbations, scorer, total, show_progress)
+
+    def batch_rows(self, split):
+        "Rows per forward: `bs`; under `split` (the rest of the network is narrower) the given `bs` or as many as keep the batch's activations and its encoded rows near a million values"
+        if split is None: return self.bs
+        columns = self.data.cats.shape[1] + self.data.conts.shape[1]
+        return ifnone(self.given_bs, min(default_bs(split.rest, self.data.device), max(2**20//columns, 1024)))
 
     def evaluate(self, perturbations, scorer, total=None, show_progress=False, learn=None):
         "Each perturbation's answer from `scorer`, in order (see `stream`)"
         return list(self.stream(perturbations, scorer, total, show_progress, learn))
+
+    def predictions(self, rows=None, learn=None):
+        "The activated outputs (rows × outputs) of `learn` (default: the engine's) on the unperturbed `rows` (default: all)"
+        learn = ifnone(learn, self.learn)
+        return self.evaluate([Identity(rows)], PredictionScorer(learn), learn=learn)[0]
 
     def set_baseline(self, scorer, rows=None):
         "Give `scorer` its baseline: the unperturbed data's answer"

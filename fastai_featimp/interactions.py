@@ -174,7 +174,7 @@ class InteractionStrength(ImportanceResult):
             dev = eng.data.device
             rows_t,bg_t = torch.as_tensor(rows, device=dev),torch.as_tensor(background, device=dev)
             pairs = list(itertools.combinations(range(len(units)), 2))
-            preds = eng.evaluate([Identity(rows_t)], PredictionScorer(learn))[0].reshape(n_rows, -1).double()
+            preds = eng.predictions(rows_t).reshape(n_rows, -1).double()
             total = 2*len(units) + len(pairs)
             means = eng.evaluate(dependence_perturbations(units, pairs, rows_t, bg_t), BlockMeanScorer(learn, size),
                                  total=total, show_progress=show_progress)

@@ -115,18 +115,18 @@ class SageImportance(ImportanceResult):
         warn_untrained(learn)
         with kept(learn):
             bg = background_engine(learn, background, n_background, bg_rng, bs, unseen)
-            data = Engine(learn, df, dl, bs, with_labels=True, unseen=unseen, need="for SAGE, which averages the loss over rows").data
+            eng = Engine(learn, df, dl, bs, with_labels=True, unseen=unseen, need="for SAGE, which averages the loss over rows")
             players = Players(bg.units(groups, threshold), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
             if players.m < 2: raise InputError("SAGE needs at least two features")
             visits = math.ceil(ifnone(n_permutations, max_permutations)/4)
             with evaluating(learn):
-                game = Game(learn, players, data, bg.data, bg.bs)
+                game = Game(learn, players, eng, bg)
                 tally,ratio,visited = sage_samples(game, visits, tol, n_permutations is None,
                                                    row_rng, perm_rng, draw_rng, n_draws, show_progress, weights)
             means,_,se = tally.estimate()
             res = cls(players.units, means.cpu().numpy(), se.cpu().numpy(), ratio, ratio < tol, 4*visited, min(n_draws, bg.data.n), seed,
                       None if weights is None else weights.numpy()[(tally.count[:, 0] > 0).cpu().numpy()])
-        res.unseen = unseen_counts(data, bg.data)
+        res.unseen = unseen_counts(eng.data, bg.data)
         return res
 
     def __repr__(self):
@@ -137,12 +137,12 @@ class SageImportance(ImportanceResult):
 # %% ../nbs/14a_sage.ipynb #67c09229
 def sage_samples(game, max_visits, tol, stop, row_rng, perm_rng, draw_rng, n_draws, show_progress=True, weights=None):
     "Each visited row's loss reductions per player, tallied (rows weighted by `weights` if given); the convergence ratio; the number of visits made"
-    learn,data,background = game.learn,game.data,game.background
-    m,nb,device = game.players.m,background.n,data.cats.device
+    learn,data = game.learn,game.data
+    m,nb,device = game.players.m,game.background.n,data.cats.device
     y = data.ys[0]
-    preds = predict_rows(learn, data.cats, data.conts, game.bs)
+    preds = game.engine.predictions()
     kind = prediction_kind(learn, preds)
-    bg_probs = predict_rows(learn, background.cats, background.conts, game.bs).double()
+    bg_probs = game.background_engine.predictions().double()
     full = row_losses(learn, preds, y, kind)
     rows_in = np.arange(data.n) if weights is None else np.flatnonzero(weights.numpy() > 0)  # a row of weight zero adds nothing
     order = torch.as_tensor(rows_in[np.concatenate([row_rng.permutation(len(rows_in)) for _ in range(math.ceil(max_visits/len(rows_in)))])[:max_visits]], device=device)

@@ -114,17 +114,17 @@ class ShapValues(ImportanceResult):
             name = check_output(learn, output)
             bg = background_engine(learn, background, n_background, rng_streams(seed, 3)[2], bs, unseen)
             players = Players(bg.units(groups, threshold), bg.data.cats.shape[1], bg.data.conts.shape[1], bg.data.cats.device)
-            data = explained_data(learn, df, dl, bg.data.cats.device, unseen)
+            eng = explained_data(learn, df, dl, bs, unseen)
+            data = eng.data
             m,nb = players.m,bg.data.n
             exact = max_evals >= 2**m if max_evals is not None else m <= exact_limit
             budget = None if exact else ifnone(max_evals, default_max_evals(m, interactions))
             n_rounds = None if exact else rounds_for(budget, m, interactions)
             index = data.index
             with evaluating(learn):
-                preds = predict_rows(learn, data.cats, data.conts, bg.bs).double()
-                bg_preds = predict_rows(learn, bg.data.cats, bg.data.conts, bg.bs).double()
+                preds,bg_preds = eng.predictions().double(),bg.predictions().double()
                 base = bg_preds.mean(0)
-                game = Game(learn, players, data, bg.data, bg.bs)
+                game = Game(learn, players, eng, bg)
                 inter = None
                 if exact and interactions: (phi,inter),var = exact_shapley(game, preds, base, show_progress, True),torch.zeros(1)
                 elif exact: phi,var = exact_shapley(game, preds, base, show_progress),torch.zeros(1)
