@@ -269,17 +269,22 @@ def category_lookup(categories):
         return next((spelled[t] for t in _texts(value) if t in spelled), None)
     return lookup
 
-def matched(col, categories):
-    "`col`'s values as the items of `categories` they stand for (unseen ones kept), and a mask of the rows with an unseen value"
+def matched(col, categories, positions=False):
+    "`col`'s values as the items of `categories` they stand for (unseen ones kept), a mask of the rows with an unseen value, and with `positions` each row's position in `categories` (-1: missing or unseen)"
+    categories = list(categories)
     codes,uniques = pd.factorize(col.to_numpy(dtype=object))
-    lookup = category_lookup(list(categories))
+    lookup = category_lookup(categories)
     found = [lookup(u) for u in uniques]
     unseen = np.array([f is None for f in found] + [False], dtype=bool)
-    if all(type(f) is type(u) and f==u for u,f in zip(uniques, found)): return col,unseen[codes]  # spelled as in training
+    if positions:
+        at = {v: i for i,v in reversed(list(enumerate(categories)))}
+        extra = (np.array([-1 if f is None else at[f] for f in found] + [-1], dtype=np.int64)[codes],)
+    else: extra = ()
+    if all(type(f) is type(u) and f==u for u,f in zip(uniques, found)): return (col,unseen[codes]) + extra  # spelled as in training
     items = np.empty(len(uniques)+1, dtype=object)
     items[:-1] = [u if f is None else f for u,f in zip(uniques, found)]
     items[-1] = np.nan  # where `codes` is -1: a missing value
-    return pd.Series(items[codes], index=col.index, name=col.name, dtype=object),unseen[codes]
+    return (pd.Series(items[codes], index=col.index, name=col.name, dtype=object),unseen[codes]) + extra
 
 # %% ../nbs/01_checks.ipynb #14a46524
 def unseen_report(col, values, unseen, categories, of='`df`'):
@@ -290,12 +295,13 @@ def unseen_report(col, values, unseen, categories, of='`df`'):
             f"{' ...' if len(few) > 5 else ''} that the learner never saw, in {unseen.sum()} of {len(unseen)} rows "
             f"({unseen.mean():.1%}); it knows {', '.join(map(repr, knows[:10]))}{' ...' if len(knows) > 10 else ''}")
 
-def match_categories(out, to, unseen='error', of='`df`'):
-    "Put `out`'s raw categorical columns, in place, in the spelling of `to`'s categories; returns the rows made `#na#` per column"
+def match_categories(out, to, unseen='error', of='`df`', codes=None):
+    "Put `out`'s raw categorical columns, in place, in the spelling of `to`'s categories; returns the rows made `#na#` per column. Fills `codes` with each column's positions in its categories"
     reports,counts = [],{}
     for c in raw_cat_names(to):
         categories = list(to.classes[c])[1:]  # after `#na#`
-        values,rows = matched(_plain_objects(out[c]), categories)
+        values,rows,codes_c = matched(_plain_objects(out[c]), categories, positions=True)
+        if codes is not None: codes[c] = codes_c
         if rows.any():
             reports.append(unseen_report(c, values, rows, categories, of))
             counts[c] = int(rows.sum())
@@ -319,8 +325,8 @@ def label_vocab(to):
 
 no_labels = "permutation and value importance with `by='prediction'` need none"  # what to say where labels are missing
 
-def _check_labels(out, to):
-    "Refuse missing labels, labels outside a classifier's classes, and non-numeric regression labels; returns `out`"
+def _check_labels(out, to, codes=None):
+    "Refuse missing labels, labels outside a classifier's classes, and non-numeric regression labels; returns `out`. Fills `codes` with a classifier's labels' positions in its classes"
     vocab,regression = label_vocab(to),any(isinstance(p, RegressionSetup) for p in to.procs)
     for y in to.y_names:
         missing = out[y].isna().to_numpy()
@@ -328,7 +334,8 @@ def _check_labels(out, to):
             raise InputError(f"label {y!r} is missing in {_rows(out.index, missing, '`df`')}; "
                              f"drop those rows ({no_labels})")
         if vocab is not None:
-            out[y],unseen = matched(_plain_objects(out[y]), list(vocab))
+            out[y],unseen,positions = matched(_plain_objects(out[y]), list(vocab), positions=True)
+            if codes is not None: codes[y] = positions
             if unseen.any():
                 classes = list(dict.fromkeys(out[y][unseen]))
                 raise InputError(f"column {y!r} of `df` has label(s) {', '.join(map(repr, classes[:10]))} the learner was not "
@@ -337,8 +344,8 @@ def _check_labels(out, to):
     return out
 
 # %% ../nbs/01_checks.ipynb #3e50b98d
-def check_frame(df, to, with_labels=True, unseen='error'):
-    "A copy of `df` ready for `test_dl` of the data `to` was trained on: columns and values checked, dtypes plain, columns in `to`'s order"
+def check_frame(df, to, with_labels=True, unseen='error', codes=None):
+    "A copy of `df` ready for `test_dl` of the data `to` was trained on: columns and values checked, dtypes plain, columns in `to`'s order. Fills `codes` (a dict) with the categorical columns' and labels' positions in their categories (-1: missing or unseen)"
     unseen = check_choice('unseen', unseen, unseens)
     if not isinstance(df, pd.DataFrame): raise InputTypeError(f"`df` must be a pandas DataFrame, got {shown(df)}")
     needed = feature_columns(to) + (list(to.y_names) if with_labels else [])
@@ -353,8 +360,8 @@ def check_frame(df, to, with_labels=True, unseen='error'):
     extra = [i for i,c in enumerate(df.columns) if c not in set(needed) | left_out]
     out = df.iloc[:, [df.columns.get_loc(c) for c in needed] + extra].copy()
     for c in to.cont_names: out[c] = _finite_numbers(out[c], f"continuous column {c!r}")
-    out.attrs['unseen'] = match_categories(out, to, unseen)  # the rows of each column made `#na#` with `unseen='na'`
-    return _check_labels(out, to) if with_labels else out
+    out.attrs['unseen'] = match_categories(out, to, unseen, codes=codes)  # the rows of each column made `#na#` with `unseen='na'`
+    return _check_labels(out, to, codes) if with_labels else out
 
 # %% ../nbs/01_checks.ipynb #5b8ca776
 def _weight_frame(learn, df=None, dl=None):

@@ -12,10 +12,10 @@ from .units import *
 from .scoring import *
 
 # %% auto #0
-__all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'default_bs',
-           'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded', 'FeatureValues',
-           'unit_values', 'output_names', 'output_candidates', 'check_output', 'warn_all_missing', 'test_dataloader',
-           'Engine']
+__all__ = ['plain_procs', 'hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign',
+           'default_bs', 'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded',
+           'FeatureValues', 'unit_values', 'output_names', 'output_candidates', 'check_output', 'warn_all_missing',
+           'encoded_dl', 'test_dataloader', 'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -374,6 +374,27 @@ def warn_all_missing(dl):
                             f"saw, or all missing? Pass the raw frame as `df=` to have its categories checked")
     return dl
 
+plain_procs = (Categorify, FillMissing, Normalize, Categorize, RegressionSetup, EncodedMultiCategorize)  # the procs `encoded_dl` knows
+
+def _from_codes(p, to, codes):
+    "Do the work of `p`, a `Categorify` or `Categorize`, from the positions `check_frame` found, without pandas looking the values up again"
+    if type(p) is Categorify: cols,add,vocabs = to.cat_names,1,p.classes
+    else: cols,add,vocabs = [y for y in to.y_names if y in to.items],0,{y: p.vocab for y in to.y_names}
+    for c in cols:
+        categories = list(vocabs[c])[add:]
+        if c not in codes: to.items[c] = pd.Categorical(to.items[c], categories=categories).codes+add; continue  # as fastai does: `_na` columns
+        to.items[c] = codes[c].astype(pd.Categorical([], categories=categories).codes.dtype)+add  # the codes' width as pandas picks it
+
+def encoded_dl(learn, frame, codes, with_labels=True):
+    "`learn.dls.test_dl(frame)` for a frame from `check_frame`: its categories encoded from `codes`, unless a proc is not one of `plain_procs`"
+    to = learn.dls.train_ds
+    if not all(type(p) in plain_procs for p in to.procs.fs): return learn.dls.test_dl(frame, with_labels=with_labels, inplace=True)
+    to = to.new(frame, inplace=True)  # `frame` is our own copy: fastai need not copy it again
+    for p in to.procs.fs:
+        if type(p) in (Categorify, Categorize): _from_codes(p, to, codes)
+        else: p(to)
+    return learn.dls.valid.new(to, with_labels=with_labels)
+
 def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
     "The tabular dataloader to work on: `dl`, `df` through `learn.dls.test_dl` (its `unseen` categories refused or made `#na#`), or the validation set"
     unseen = check_choice('unseen', unseen, unseens)
@@ -384,8 +405,9 @@ def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
         if len(learn.dls.valid_ds)==0:
             raise InputError("this learner has no validation data (a learner from `load_learner` keeps none); pass `df=` or `dl=`")
         return learn.dls.valid
-    frame = check_frame(df, to, with_labels, unseen)
-    dl = learn.dls.test_dl(frame, with_labels=with_labels, inplace=True)  # `frame` is our own copy: fastai need not copy it again
+    codes = {}
+    frame = check_frame(df, to, with_labels, unseen, codes)
+    dl = encoded_dl(learn, frame, codes, with_labels)
     dl.unseen = frame.attrs['unseen']
     return dl
 
