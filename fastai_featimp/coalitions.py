@@ -285,7 +285,7 @@ def unseen_counts(data, background):
 
 def explained_data(learn, df=None, dl=None, device=None, unseen='error'):
     "The rows to explain (`df`, `dl` or the validation set), encoded, without labels"
-    dl = test_dataloader(learn, df, dl, with_labels=False, unseen=unseen)
-    if len(dl.dataset)==0: raise InputError("need at least one row to explain, got 0 rows")
-    return TabularTensors(dl, device)
+    data = encoded_data(learn, df, dl, with_labels=False, unseen=unseen, device=device)
+    if data.n==0: raise InputError("need at least one row to explain, got 0 rows")
+    return data
 

@@ -1,9 +1,10 @@
-"Encoding raw rows: `test_dataloader`'s fast path gives the very tensors and frame `learn.dls.test_dl` gives after `check_frame`"
+"Encoding raw rows: `encode_frame` gives the very tensors `learn.dls.test_dl` gives after `check_frame`, and `encoded_data` falls back to it"
 
 import numpy as np, pandas as pd, pytest, torch
 from fastai.tabular.all import *
 from fastai_featimp.all import *
-from fastai_featimp.engine import encoded_dl, test_dataloader
+from fastai_featimp.engine import encodable, encode_frame, encoded_data, test_dataloader
+from fastai_featimp.coalitions import explained_data
 
 
 def mixed_df(n=300, seed=0):
@@ -30,17 +31,15 @@ def learner(df, y_names='y', y_block=None, procs=(Categorify, FillMissing, Norma
 
 def fastai_route(learn, df, with_labels=True, unseen='error'):
     "The dataloader fastai's own `test_dl` makes of the checked frame"
-    frame = check_frame(df, learn.dls.train_ds, with_labels, unseen)
-    return learn.dls.test_dl(frame, with_labels=with_labels, inplace=True)
+    return test_dataloader(learn, df, with_labels=with_labels, unseen=unseen)
 
 def assert_same(learn, df, with_labels=True, unseen='error'):
-    "Our dataloader and fastai's: the same encoded frame (values and dtypes), tensors equal bit for bit, the same index"
-    ours,theirs = test_dataloader(learn, df, with_labels=with_labels, unseen=unseen),fastai_route(learn, df, with_labels, unseen)
-    pd.testing.assert_frame_equal(ours.dataset.items, theirs.dataset.items, check_exact=True)
-    a,b = TabularTensors(ours),TabularTensors(theirs)
+    "Our tensors, encoded straight from `df`'s columns, and fastai's: equal bit for bit, in the same dtypes, with the same index"
+    assert encodable(learn, with_labels)
+    a,b = encode_frame(learn.dls.train_ds, df, with_labels, unseen),TabularTensors.from_dl(fastai_route(learn, df, with_labels, unseen))
     assert len(a.ys) == len(b.ys) == (len(learn.dls.train_ds.y_names) and with_labels and 1)
     for x,y in zip([a.cats, a.conts, *a.ys], [b.cats, b.conts, *b.ys]): assert x.dtype == y.dtype and torch.equal(x, y)
-    assert a.index.equals(b.index)
+    assert a.index.equals(b.index) and a.unseen == b.unseen
     return a
 
 @pytest.fixture(scope='module')
@@ -52,6 +51,8 @@ def reg(data): return learner(data)
 def test_regression(reg, data):
     a = assert_same(reg, data.iloc[::-1])  # a shuffled index too
     assert (a.cats[:, 1] == 0).sum() == data.word.isna().sum()  # missing words are `#na#`
+    assert_same(reg, data.dropna())  # no missing value to fill: the columns keep their dtypes
+    assert_same(reg, data.astype({'x1': 'Float64', 'cnt': float}))
 
 @pytest.mark.parametrize('spelling', ['store as int', 'store as float with NaN', 'store as category', 'n as str', 'n as float',
                                       'n as Int64', 'flag as str', 'flag as boolean', 'word as category'])
@@ -90,12 +91,24 @@ class Respell(TabularProc):
     def encodes(self, to): to['word'] = to['word'].map({'low': 'high', 'high': 'low', 'mid': 'mid'})
 
 def test_unusual_proc_falls_back(data):
-    "With a proc `encoded_dl` does not know, fastai encodes: the codes `check_frame` found would miss what the proc does"
+    "With a proc `encode_frame` does not know, fastai encodes: the codes `check_columns` finds would miss what the proc does"
     learn = learner(data, procs=(Respell, Categorify, FillMissing, Normalize))
-    codes = {}
-    frame = check_frame(data, learn.dls.train_ds, codes=codes)
-    ours = encoded_dl(learn, frame.copy(), codes)
-    theirs = learn.dls.test_dl(frame, inplace=True)
-    pd.testing.assert_frame_equal(ours.dataset.items, theirs.dataset.items, check_exact=True)
+    assert not encodable(learn)
+    ours,theirs = encoded_data(learn, data),TabularTensors.from_dl(fastai_route(learn, data))
+    for x,y in zip([ours.cats, ours.conts, *ours.ys], [theirs.cats, theirs.conts, *theirs.ys]): assert torch.equal(x, y)
     low = (data.word == 'low').to_numpy()
-    assert low.any() and (ours.dataset.items.word.to_numpy()[low] == list(learn.dls.train_ds.classes['word']).index('high')).all()
+    assert low.any() and (ours.cats[low, 1] == list(learn.dls.train_ds.classes['word']).index('high')).all()
+
+def test_unfilled_missing_falls_back(data):
+    "Missing values that no `FillMissing` fills: fastai's route, which keeps them"
+    learn = learner(data, procs=(Categorify, Normalize))
+    assert encodable(learn) and encode_frame(learn.dls.train_ds, data) is None
+    ours = encoded_data(learn, data)
+    assert ours.conts.isnan().sum() == data[conts].isna().sum().sum()
+
+def test_empty(reg, data):
+    "No rows: empty tensors of the right widths; explaining them is refused, whichever route encodes"
+    a = encode_frame(reg.dls.train_ds, data.iloc[:0])
+    assert a.cats.shape == (0, 6) and a.conts.shape == (0, 3) and a.ys[0].shape == (0, 1)
+    for learn in (reg, learner(data, procs=(Respell, Categorify, FillMissing, Normalize))):
+        with pytest.raises(InputError, match='need at least one row to explain, got 0 rows'): explained_data(learn, data.iloc[:0])
