@@ -378,7 +378,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.TabularTensors.has_labels': ( 'engine.html#tabulartensors.has_labels',
                                                                                             'fastai_featimp/engine.py'),
-                                       'fastai_featimp.engine._matrix': ('engine.html#_matrix', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine._reads_whole': ('engine.html#_reads_whole', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine._rows_into': ('engine.html#_rows_into', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine._take': ('engine.html#_take', 'fastai_featimp/engine.py'),

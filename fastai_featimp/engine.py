@@ -394,12 +394,6 @@ def encodable(learn, with_labels=True):
     labels = not with_labels or (len(to.y_names) > 0 and (Categorize in kinds) != (RegressionSetup in kinds))
     return labels and (Categorify in kinds or not to.cat_names) and _reads_whole(learn.dls.valid)
 
-def _matrix(columns, dtype, n):
-    "The 1-d arrays `columns` side by side, as a tensor of `dtype`"
-    out = np.empty((n, len(columns)), dtype)
-    for i,c in enumerate(columns): out[:, i] = c
-    return torch.from_numpy(out)
-
 def encode_frame(to, df, with_labels=True, unseen='error', device=None):
     "`TabularTensors` of the raw frame `df` as the procs of `to` (see `encodable`) encode it, straight from its checked columns; `None` where fastai must encode it"
     codes = {}
@@ -408,21 +402,26 @@ def encode_frame(to, df, with_labels=True, unseen='error', device=None):
     na_dict = procs[FillMissing].na_dict if FillMissing in procs else {}
     missing = {c: columns[c].isna().to_numpy() for c in to.cont_names}
     if any(m.any() and c not in na_dict for c,m in missing.items()): return None  # fastai's own error, or NaN it keeps
-    # as `FillMissing` and `Normalize` compute them, column by column: `fillna` on the column, then `Normalize`'s frame ops,
-    # which subtract and divide by a broadcast array of the means' dtype
-    conts = [(columns[c].fillna(na_dict[c]) if missing[c].any() else columns[c]).to_numpy() for c in to.cont_names]
-    if Normalize in procs:
-        means,stds = (pd.Series(d, index=to.cont_names).to_numpy() for d in (procs[Normalize].means, procs[Normalize].stds))
+    norm = procs.get(Normalize)
+    if norm is not None:
+        means,stds = (pd.Series(d, index=to.cont_names).to_numpy() for d in (norm.means, norm.stds))
         if means.dtype.kind != 'f' or stds.dtype.kind != 'f': return None
-        conts = [(v - means[i:i+1])/stds[i:i+1] for i,v in enumerate(conts)]
-    if any(v.dtype.kind not in 'iuf' for v in conts): return None
-    common = np.result_type(*conts) if conts else np.float32  # the dtype of the frame's `.values`, before `tensor(...).float()`
-    cats,na = [],added_columns(to)
-    for c in to.cat_names:
+    n = len(df)
+    conts,dtypes,ints = np.empty((n, len(to.cont_names)), np.float32),[],{}
+    for i,c in enumerate(to.cont_names):  # as `FillMissing` and `Normalize` compute it: `fillna` on the column, then `Normalize`'s
+        v = (columns[c].fillna(na_dict[c]) if missing[c].any() else columns[c]).to_numpy()  # frame ops, which subtract and
+        if norm is not None: v = (v - means[i:i+1])/stds[i:i+1]  # divide by a broadcast array of the means' dtype
+        if v.dtype.kind not in 'iuf': return None
+        dtypes.append(v.dtype)
+        if v.dtype.kind == 'f': conts[:, i] = v  # float32 or float64, rounded once to float32 as `tensor(frame).float()` does
+        else: ints[i] = v
+    for i,v in ints.items(): conts[:, i] = v.astype(np.result_type(*dtypes))  # through the frame's common dtype, as its `.values`
+    cats,na = np.empty((n, len(to.cat_names)), np.int64),added_columns(to)
+    for i,c in enumerate(to.cat_names):
         if c in na:  # `c`'s rows: whether its continuous column was missing, coded by its classes as `Categorify` codes them
             at = pd.Index(list(procs[Categorify].classes[c])[1:]).get_indexer([False, True]) + 1
-            cats.append(at[missing[c[:-3]].astype(np.intp)])
-        else: cats.append(codes[c] + 1)
+            cats[:, i] = at[missing[c[:-3]].astype(np.intp)]
+        else: cats[:, i] = codes.pop(c); cats[:, i] += 1
     ys = []
     if with_labels:
         if Categorize in procs:
@@ -431,8 +430,7 @@ def encode_frame(to, df, with_labels=True, unseen='error', device=None):
         else: labels = [columns[y].to_numpy() for y in to.y_names]
         if len({y.dtype for y in labels}) > 1 and any(y.dtype.kind not in 'iuf' for y in labels): return None
         ys = [tensor(np.stack([y.astype(np.result_type(*labels), copy=False) for y in labels], 1))]  # as `tensor(frame)`
-    conts = _matrix([v.astype(common, copy=False) for v in conts], np.float32, len(df))
-    return TabularTensors(_matrix(cats, np.int64, len(df)), conts, ys, df.index, unseen, device)
+    return TabularTensors(torch.from_numpy(cats), torch.from_numpy(conts), ys, df.index, unseen, device)
 
 def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
     "The tabular dataloader to work on: `dl`, `df` through `learn.dls.test_dl` (its `unseen` categories refused or made `#na#`), or the validation set"
