@@ -85,6 +85,12 @@ def test_fill_strategies(data):
                  FillMissing(add_col=False)):
         assert_same(learner(data, procs=(Categorify, fill, Normalize)), data)
 
+def test_without_normalize(data):
+    "Raw continuous values: an integer column goes through the frame's common dtype (float64) as `tensor(frame)` takes it"
+    big = data.assign(cnt=data.cnt + (2**60 + 2**36 + 1))  # half a float32 step above 2**60, and a bit: float64 first rounds it down to a tie
+    a = assert_same(learner(big, procs=(Categorify, FillMissing)), big)
+    assert not torch.equal(a.conts[:, 2], torch.from_numpy(big.cnt.to_numpy().astype(np.float32)))  # straight to float32 differs
+
 class Respell(TabularProc):
     "An unusual proc: swaps words 'low' and 'high' before `Categorify`"
     order = 0
