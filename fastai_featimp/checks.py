@@ -20,7 +20,8 @@ __all__ = ['unseens', 'no_labels', 'shown', 'is_whole', 'InputError', 'InputType
            'check_optional_bool', 'check_seed', 'check_seeds', 'check_choice', 'check_number', 'check_one_metric',
            'check_metric', 'check_tabular_learner', 'warn_untrained', 'warn_repeats', 'check_fit', 'check_dl',
            'added_columns', 'raw_cat_names', 'feature_columns', 'category_lookup', 'matched', 'unseen_report',
-           'match_categories', 'unseen_note', 'label_vocab', 'check_frame', 'check_weights', 'weights_for']
+           'match_categories', 'unseen_note', 'label_vocab', 'check_columns', 'check_frame', 'check_weights',
+           'weights_for']
 
 # %% ../nbs/01_checks.ipynb #13e48742
 def shown(value, most=60):
@@ -269,17 +270,22 @@ def category_lookup(categories):
         return next((spelled[t] for t in _texts(value) if t in spelled), None)
     return lookup
 
-def matched(col, categories):
-    "`col`'s values as the items of `categories` they stand for (unseen ones kept), and a mask of the rows with an unseen value"
+def matched(col, categories, positions=False):
+    "`col`'s values as the items of `categories` they stand for (unseen ones kept), a mask of the rows with an unseen value, and with `positions` each row's position in `categories` (-1: missing or unseen)"
+    categories = list(categories)
     codes,uniques = pd.factorize(col.to_numpy(dtype=object))
-    lookup = category_lookup(list(categories))
+    lookup = category_lookup(categories)
     found = [lookup(u) for u in uniques]
     unseen = np.array([f is None for f in found] + [False], dtype=bool)
-    if all(type(f) is type(u) and f==u for u,f in zip(uniques, found)): return col,unseen[codes]  # spelled as in training
+    if positions:
+        at = {v: i for i,v in reversed(list(enumerate(categories)))}
+        extra = (np.array([-1 if f is None else at[f] for f in found] + [-1], dtype=np.int64)[codes],)
+    else: extra = ()
+    if all(type(f) is type(u) and f==u for u,f in zip(uniques, found)): return (col,unseen[codes]) + extra  # spelled as in training
     items = np.empty(len(uniques)+1, dtype=object)
     items[:-1] = [u if f is None else f for u,f in zip(uniques, found)]
     items[-1] = np.nan  # where `codes` is -1: a missing value
-    return pd.Series(items[codes], index=col.index, name=col.name, dtype=object),unseen[codes]
+    return (pd.Series(items[codes], index=col.index, name=col.name, dtype=object),unseen[codes]) + extra
 
 # %% ../nbs/01_checks.ipynb #14a46524
 def unseen_report(col, values, unseen, categories, of='`df`'):
@@ -290,12 +296,13 @@ def unseen_report(col, values, unseen, categories, of='`df`'):
             f"{' ...' if len(few) > 5 else ''} that the learner never saw, in {unseen.sum()} of {len(unseen)} rows "
             f"({unseen.mean():.1%}); it knows {', '.join(map(repr, knows[:10]))}{' ...' if len(knows) > 10 else ''}")
 
-def match_categories(out, to, unseen='error', of='`df`'):
-    "Put `out`'s raw categorical columns, in place, in the spelling of `to`'s categories; returns the rows made `#na#` per column"
+def match_categories(out, to, unseen='error', of='`df`', codes=None):
+    "Put `out`'s raw categorical columns, in place, in the spelling of `to`'s categories; returns the rows made `#na#` per column. Fills `codes` with each column's positions in its categories"
     reports,counts = [],{}
     for c in raw_cat_names(to):
         categories = list(to.classes[c])[1:]  # after `#na#`
-        values,rows = matched(_plain_objects(out[c]), categories)
+        values,rows,codes_c = matched(_plain_objects(out[c]), categories, positions=True)
+        if codes is not None: codes[c] = codes_c
         if rows.any():
             reports.append(unseen_report(c, values, rows, categories, of))
             counts[c] = int(rows.sum())
@@ -319,27 +326,26 @@ def label_vocab(to):
 
 no_labels = "permutation and value importance with `by='prediction'` need none"  # what to say where labels are missing
 
-def _check_labels(out, to):
-    "Refuse missing labels, labels outside a classifier's classes, and non-numeric regression labels; returns `out`"
+def _check_labels(out, to, index, codes=None):
+    "Refuse missing labels, labels outside a classifier's classes, and non-numeric regression labels in `out` (columns by name, rows labelled by `index`). Fills `codes` with a classifier's labels' positions in its classes"
     vocab,regression = label_vocab(to),any(isinstance(p, RegressionSetup) for p in to.procs)
     for y in to.y_names:
         missing = out[y].isna().to_numpy()
         if missing.any():
-            raise InputError(f"label {y!r} is missing in {_rows(out.index, missing, '`df`')}; "
+            raise InputError(f"label {y!r} is missing in {_rows(index, missing, '`df`')}; "
                              f"drop those rows ({no_labels})")
         if vocab is not None:
-            out[y],unseen = matched(_plain_objects(out[y]), list(vocab))
+            out[y],unseen,positions = matched(_plain_objects(out[y]), list(vocab), positions=True)
+            if codes is not None: codes[y] = positions
             if unseen.any():
                 classes = list(dict.fromkeys(out[y][unseen]))
                 raise InputError(f"column {y!r} of `df` has label(s) {', '.join(map(repr, classes[:10]))} the learner was not "
-                                 f"trained on; its classes are: {', '.join(map(repr, list(vocab)[:30]))} (unseen in {_rows(out.index, unseen)})")
+                                 f"trained on; its classes are: {', '.join(map(repr, list(vocab)[:30]))} (unseen in {_rows(index, unseen)})")
         elif regression: out[y] = _finite_numbers(out[y], f"label {y!r}")
-    return out
 
 # %% ../nbs/01_checks.ipynb #3e50b98d
-def check_frame(df, to, with_labels=True, unseen='error'):
-    "A copy of `df` ready for `test_dl` of the data `to` was trained on: columns and values checked, dtypes plain, columns in `to`'s order"
-    unseen = check_choice('unseen', unseen, unseens)
+def _needed(df, to, with_labels):
+    "The columns of `df` the data `to` was trained on needs, unless one is missing or twice"
     if not isinstance(df, pd.DataFrame): raise InputTypeError(f"`df` must be a pandas DataFrame, got {shown(df)}")
     needed = feature_columns(to) + (list(to.y_names) if with_labels else [])
     counts = Counter(df.columns)
@@ -349,12 +355,28 @@ def check_frame(df, to, with_labels=True, unseen='error'):
     if missing:
         hint = f" (labels are needed here; {no_labels})" if set(missing) <= set(to.y_names) else ""
         raise InputError(f"`df` is missing column(s) {', '.join(map(repr, missing))}{hint}")
+    return needed
+
+def check_columns(df, to, with_labels=True, unseen='error', codes=None):
+    "The columns of `df` that the data `to` was trained on needs, checked, by name, without copying the frame; and the rows made `#na#` per column. Fills `codes` (a dict) with the categorical columns' and labels' positions in their categories (-1: missing or unseen)"
+    unseen = check_choice('unseen', unseen, unseens)
+    out = {c: df[c] for c in _needed(df, to, with_labels)}
+    for c in to.cont_names: out[c] = _finite_numbers(out[c], f"continuous column {c!r}")
+    unseen = match_categories(out, to, unseen, codes=codes)  # the rows of each column made `#na#` with `unseen='na'`
+    if with_labels: _check_labels(out, to, df.index, codes)
+    return out,unseen
+
+def check_frame(df, to, with_labels=True, unseen='error'):
+    "A copy of `df` ready for `test_dl` of the data `to` was trained on: columns and values checked (`check_columns`), dtypes plain, columns in `to`'s order"
+    unseen = check_choice('unseen', unseen, unseens)
+    needed = _needed(df, to, with_labels)
     left_out = set() if with_labels else set(to.y_names)  # labels that are not scored stay out of fastai's way
     extra = [i for i,c in enumerate(df.columns) if c not in set(needed) | left_out]
     out = df.iloc[:, [df.columns.get_loc(c) for c in needed] + extra].copy()
-    for c in to.cont_names: out[c] = _finite_numbers(out[c], f"continuous column {c!r}")
-    out.attrs['unseen'] = match_categories(out, to, unseen)  # the rows of each column made `#na#` with `unseen='na'`
-    return _check_labels(out, to) if with_labels else out
+    columns,unseen = check_columns(out, to, with_labels, unseen)
+    for c in sorted(columns, key=lambda c: c not in to.cont_names): out[c] = columns[c]  # continuous first, as `test_dl` needs them
+    out.attrs['unseen'] = unseen
+    return out
 
 # %% ../nbs/01_checks.ipynb #5b8ca776
 def _weight_frame(learn, df=None, dl=None):

@@ -12,10 +12,10 @@ from .units import *
 from .scoring import *
 
 # %% auto #0
-__all__ = ['hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'Mix', 'default_bs',
-           'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded', 'FeatureValues',
-           'unit_values', 'output_names', 'output_candidates', 'check_output', 'warn_all_missing', 'test_dataloader',
-           'Engine']
+__all__ = ['fast_procs', 'hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'Mix',
+           'default_bs', 'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded',
+           'FeatureValues', 'unit_values', 'output_names', 'output_candidates', 'check_output', 'warn_all_missing',
+           'encodable', 'encode_frame', 'test_dataloader', 'encoded_data', 'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -24,18 +24,27 @@ def _reads_whole(dl):
         and all(isinstance(t, ReadTabBatch) for t in dl.after_batch.fs)
 
 class TabularTensors:
-    "The inputs and targets of a tabular dataloader, encoded once, as tensors on `device`, with the rows' index"
-    def __init__(self, dl, device=None):
+    "The inputs and targets of tabular rows, encoded once, as tensors on `device`, with the rows' index"
+    def __init__(self, cats, conts, ys, index, unseen=None, device=None):
+        if device is not None: cats,conts,ys = to_device((cats,conts,list(ys)), device)
+        self.cats,self.conts,self.ys,self.index = cats,conts,list(ys),index
+        self.n,self.device = len(cats),cats.device
+        self.unseen = ifnone(unseen, {})  # rows per column whose unseen categories became `#na#` (see `check_columns`)
+
+    @classmethod
+    def from_dl(cls, dl, device=None):
+        "The tensors of the tabular dataloader `dl`"
+        to = dl.dataset
+        if len(to)==0: return cls(torch.zeros(0, len(to.cat_names), dtype=torch.long), torch.zeros(0, len(to.cont_names)), [], to.items.index,
+                                  vars(dl).get('unseen'), device)  # no rows: fastai makes no tensors of them
         if _reads_whole(dl): batches = [dl.after_batch(dl.dataset)]  # the same tensors, without indexing the rows one by one
         else: batches = list(dl.new(bs=min(max(len(dl.dataset), 1), 65536), shuffle=False, drop_last=False))
         parts = [torch.cat(p).as_subclass(Tensor) for p in zip(*batches)]  # plain tensors: fastai's subclasses slow every op
-        self.cats,self.conts,self.ys = parts[0],parts[1],parts[2:]
-        if device is not None: self.cats,self.conts,self.ys = to_device((self.cats,self.conts,self.ys), device)
-        self.n,self.device,self.index = len(self.cats),self.cats.device,dl.dataset.items.index
-        self.unseen = vars(dl).get('unseen', {})  # rows per column whose unseen categories became `#na#` (see `test_dataloader`)
+        return cls(parts[0], parts[1], parts[2:], dl.dataset.items.index, vars(dl).get('unseen'), device)
 
     @property
     def has_labels(self): return len(self.ys) > 0
+
 
 # %% ../nbs/04_engine.ipynb #dd492bec
 class Perturbation:
@@ -382,20 +391,75 @@ def warn_all_missing(dl):
                             f"saw, or all missing? Pass the raw frame as `df=` to have its categories checked")
     return dl
 
+fast_procs = (FillMissing, Categorify, Normalize, Categorize, RegressionSetup)  # the procs `encode_frame` does itself
+
+def encodable(learn, with_labels=True):
+    "Whether `encode_frame` encodes a frame for `learn` as `test_dl` does: procs it knows, each once, missing values filled first, labels a classifier's or a regression's, plain batches"
+    kinds = [type(p) for p in learn.dls.train_ds.procs.fs]
+    if not set(kinds) <= set(fast_procs) or len(set(kinds)) < len(kinds): return False
+    if FillMissing in kinds and any(k in kinds[:kinds.index(FillMissing)] for k in (Categorify, Normalize)): return False
+    to = learn.dls.train_ds
+    labels = not with_labels or (len(to.y_names) > 0 and (Categorize in kinds) != (RegressionSetup in kinds))
+    return labels and (Categorify in kinds or not to.cat_names) and _reads_whole(learn.dls.valid)
+
+def encode_frame(to, df, with_labels=True, unseen='error', device=None):
+    "`TabularTensors` of the raw frame `df` as the procs of `to` (see `encodable`) encode it, straight from its checked columns; `None` where fastai must encode it"
+    codes = {}
+    columns,unseen = check_columns(df, to, with_labels, unseen, codes)
+    procs = {type(p): p for p in to.procs.fs}
+    na_dict = procs[FillMissing].na_dict if FillMissing in procs else {}
+    missing = {c: columns[c].isna().to_numpy() for c in to.cont_names}
+    if any(m.any() and c not in na_dict for c,m in missing.items()): return None  # fastai's own error, or NaN it keeps
+    norm = procs.get(Normalize)
+    if norm is not None:
+        means,stds = (pd.Series(d, index=to.cont_names).to_numpy() for d in (norm.means, norm.stds))
+        if means.dtype.kind != 'f' or stds.dtype.kind != 'f': return None
+    n = len(df)
+    conts,dtypes,ints = np.empty((n, len(to.cont_names)), np.float32),[],{}
+    for i,c in enumerate(to.cont_names):  # as `FillMissing` and `Normalize` compute it: `fillna` on the column, then `Normalize`'s
+        v = (columns[c].fillna(na_dict[c]) if missing[c].any() else columns[c]).to_numpy()  # frame ops, which subtract and
+        if norm is not None: v = (v - means[i:i+1])/stds[i:i+1]  # divide by a broadcast array of the means' dtype
+        if v.dtype.kind not in 'iuf': return None
+        dtypes.append(v.dtype)
+        if v.dtype.kind == 'f': conts[:, i] = v  # float32 or float64, rounded once to float32 as `tensor(frame).float()` does
+        else: ints[i] = v
+    for i,v in ints.items(): conts[:, i] = v.astype(np.result_type(*dtypes))  # through the frame's common dtype, as its `.values`
+    cats,na = np.empty((n, len(to.cat_names)), np.int64),added_columns(to)
+    for i,c in enumerate(to.cat_names):
+        if c in na:  # `c`'s rows: whether its continuous column was missing, coded by its classes as `Categorify` codes them
+            at = pd.Index(list(procs[Categorify].classes[c])[1:]).get_indexer([False, True]) + 1
+            cats[:, i] = at[missing[c[:-3]].astype(np.intp)]
+        else: cats[:, i] = codes.pop(c); cats[:, i] += 1
+    ys = []
+    if with_labels:
+        if Categorize in procs:
+            width = pd.Categorical([], categories=list(procs[Categorize].vocab)).codes.dtype  # as pandas codes them
+            labels = [codes[y].astype(width) for y in to.y_names]
+        else: labels = [columns[y].to_numpy() for y in to.y_names]
+        if len({y.dtype for y in labels}) > 1 and any(y.dtype.kind not in 'iuf' for y in labels): return None
+        ys = [tensor(np.stack([y.astype(np.result_type(*labels), copy=False) for y in labels], 1))]  # as `tensor(frame)`
+    return TabularTensors(torch.from_numpy(cats), torch.from_numpy(conts), ys, df.index, unseen, device)
+
 def test_dataloader(learn, df=None, dl=None, with_labels=True, unseen='error'):
     "The tabular dataloader to work on: `dl`, `df` through `learn.dls.test_dl` (its `unseen` categories refused or made `#na#`), or the validation set"
     unseen = check_choice('unseen', unseen, unseens)
     if df is not None and dl is not None: raise InputError("pass `df` or `dl`, not both")
     if dl is not None: return warn_all_missing(check_dl(dl))
-    to = learn.dls.train_ds
     if df is None:
         if len(learn.dls.valid_ds)==0:
             raise InputError("this learner has no validation data (a learner from `load_learner` keeps none); pass `df=` or `dl=`")
         return learn.dls.valid
-    frame = check_frame(df, to, with_labels, unseen)
+    frame = check_frame(df, learn.dls.train_ds, with_labels, unseen)
     dl = learn.dls.test_dl(frame, with_labels=with_labels, inplace=True)  # `frame` is our own copy: fastai need not copy it again
     dl.unseen = frame.attrs['unseen']
     return dl
+
+def encoded_data(learn, df=None, dl=None, with_labels=True, unseen='error', device=None):
+    "`TabularTensors` of the rows to work on: `df` encoded by `encode_frame` where it can, else `test_dataloader`'s"
+    if df is not None and dl is None and encodable(learn, with_labels):
+        data = encode_frame(learn.dls.train_ds, df, with_labels, unseen, device)
+        if data is not None: return data
+    return TabularTensors.from_dl(test_dataloader(learn, df, dl, with_labels, unseen), device)
 
 # %% ../nbs/04_engine.ipynb #cbfd8cde
 hidden_budget = 2**30  # bytes: up to this size each data row's first-layer output is computed once, beyond it batch by batch
@@ -404,15 +468,15 @@ class Engine:
     "Encoded data of a tabular learner, its features and units, and the evaluator of perturbations on it"
     def __init__(self, learn, df=None, dl=None, bs=None, with_labels=True, unseen='error', need='to perturb', min_rows=2):
         if bs is not None: bs = check_whole('bs', bs)
-        dl = test_dataloader(learn, df, dl, with_labels, unseen)
-        n = len(dl.dataset)
-        if n < min_rows: raise InputError(f"need at least {'one row' if min_rows==1 else 'two rows'} {need}, got {n} row{'' if n==1 else 's'}")
         device = next(learn.model.parameters()).device
+        self.data = encoded_data(learn, df, dl, with_labels, unseen, device)
+        n = self.data.n
+        if n < min_rows: raise InputError(f"need at least {'one row' if min_rows==1 else 'two rows'} {need}, got {n} row{'' if n==1 else 's'}")
         self.learn,self.bs,self.given_bs = learn,ifnone(bs, default_bs(learn.model, device)),bs
-        self.data = TabularTensors(dl, device)
         if with_labels and not self.data.has_labels:
             raise InputError(f"the data has no labels, so it cannot be scored by a metric; {no_labels}")
-        self.to,self.features = learn.dls.train_ds,tabular_features(dl.dataset, learn.model)
+        self.to = learn.dls.train_ds
+        self.features = tabular_features(self.to, learn.model)
         self._association,self._first = None,(None, None, None)
 
     @property

@@ -68,19 +68,19 @@ class Conditioning:
 
 # %% ../nbs/10_permutation.ipynb #6872b83d
 class RowMeans:
-    "Each unit's per-row answers summed over its repeats as they come (all rows, or the subsample `rows[r]`); `mean()`: units × rows, NaN where no repeat held a row"
+    "Each unit's per-row answers (float32, as the scorer gives them) summed over its repeats as they come (all rows, or the subsample `rows[r]`); `mean()`: one array of rows per unit, NaN where no repeat held a row"
     def __init__(self, n_units, rows, n):
-        self.rows,self.sums,self.counts = rows,np.zeros((n_units, n)),np.zeros(n)
+        self.rows,self.sums,self.counts = rows,[np.zeros(n, np.float32) for _ in range(n_units)],np.zeros(n, np.float32)
         for r in rows: self.counts[slice(None) if r is None else r.cpu().numpy()] += 1
 
     def add(self, k, answer):
         "Add the answer of perturbation `k`: unit `k // repeats`, repeat `k % repeats`"
         r = self.rows[k % len(self.rows)]
-        self.sums[k // len(self.rows), slice(None) if r is None else r.cpu().numpy()] += answer
+        self.sums[k // len(self.rows)][slice(None) if r is None else r.cpu().numpy()] += answer
 
     def mean(self):
-        "The mean over each row's repeats (units × rows), divided in place: call it once, at the end"
-        with np.errstate(invalid='ignore', divide='ignore'): return np.divide(self.sums, self.counts, out=self.sums)
+        "The mean over each row's repeats, one array per unit, divided in place: call it once, at the end"
+        with np.errstate(invalid='ignore', divide='ignore'): return [np.divide(s, self.counts, out=s) for s in self.sums]
 
 # %% ../nbs/10_permutation.ipynb #8ac5165e
 def subsample(n, max_rows, n_repeats, generator):
@@ -159,10 +159,8 @@ class PermutationImportance(ImportanceResult):
             res.results['conditioned_on'] = res.results.feature.map(cond.conditioned_on)
             res.results['note'] = res.results.feature.map(cond.notes)
         if by=='prediction':
-            mean = per_row.mean()
-            names = [u.name for u in units]
-            res.deviations = pd.DataFrame(mean[[names.index(f) for f in res.results.feature]].T, index=eng.index,
-                                          columns=list(res.results.feature))
+            mean = dict(zip([u.name for u in units], per_row.mean()))
+            res.deviations = pd.DataFrame({f: mean[f] for f in res.results.feature}, index=eng.index, copy=False)  # no copy of the table
         return res
 
     def plot(self, top=20, kind='bar', ax=None, title=None, metric=None):

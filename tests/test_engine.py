@@ -93,7 +93,7 @@ def test_whole_data_read_at_once_equals_its_batches(classification, source):
     dl = dict(valid=learn.dls.valid, test_dl=learn.dls.test_dl(rows),
               **{'test_dl without labels': learn.dls.test_dl(rows.drop(columns='label'))})[source]
     assert engine._reads_whole(dl)  # the fast path is the one under test
-    data = TabularTensors(dl)
+    data = TabularTensors.from_dl(dl)
     batches = list(dl.new(bs=97, shuffle=False, drop_last=False))
     expected = [torch.cat(p) for p in zip(*batches)]
     assert len(expected) == 2 + len(data.ys) and len(data.ys) == (0 if 'without' in source else 1)

@@ -224,7 +224,7 @@ def test_deviations_memory_independent_of_repeats(regression):
             return tracemalloc.get_traced_memory()[1], res
         finally: tracemalloc.stop()
     (one, a), (six, b) = peak(1), peak(6)
-    table = a.deviations.to_numpy().nbytes  # rows x units, float64: what one repeat's answers would hold
+    table = a.deviations.to_numpy().nbytes  # rows x units, float32: what one repeat's answers would hold
     assert b.deviations.shape == a.deviations.shape
     assert six - one < table  # keeping every repeat's answers would add at least 5 such tables
 
