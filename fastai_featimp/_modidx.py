@@ -381,6 +381,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'fastai_featimp.engine.check_output': ('engine.html#check_output', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.default_bs': ('engine.html#default_bs', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.folded': ('engine.html#folded', 'fastai_featimp/engine.py'),
+                                       'fastai_featimp.engine.model_state': ('engine.html#model_state', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.normalization': ('engine.html#normalization', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.output_candidates': ( 'engine.html#output_candidates',
                                                                                     'fastai_featimp/engine.py'),
