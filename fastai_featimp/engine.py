@@ -111,9 +111,10 @@ def folded(modules):
     return out + ([bn] if bn is not None else [])
 
 def model_state(model):
-    "What a split of `model` is built from: its modules (their settings, modes and forward hooks), each parameter's and buffer's storage and in-place version"
-    modules = list(model.modules())
-    return (tuple((m.extra_repr(), m.training, tuple(m._forward_pre_hooks), tuple(m._forward_hooks)) for m in modules),
+    "What a split of `model` is built from: its modules (their settings, modes and forward hooks, and the hooks of every module), each parameter's and buffer's storage and in-place version"
+    modules,hooks = list(model.modules()),torch.nn.modules.module
+    return (tuple(hooks._global_forward_pre_hooks), tuple(hooks._global_forward_hooks),
+            tuple((m.extra_repr(), m.training, tuple(m._forward_pre_hooks), tuple(m._forward_hooks)) for m in modules),
             tuple(modules[1:]),  # held, so that a module put in place of another cannot take its `id`
             tuple((t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers())))
 

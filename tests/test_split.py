@@ -252,7 +252,7 @@ def test_evaluating_enters_once():
 
 
 def test_split_checked_once_per_model_state(monkeypatch):
-    "The split is built and checked once per state of the model: training, `load_state_dict`, a module put in place of another, a forward hook, a batch callback or another model check it again"
+    "The split is built and checked once per state of the model: training, `load_state_dict`, a module put in place of another, a forward hook (on the model or on every module), a batch callback or another model check it again"
     learn = layouts['na companions, lin_first=False, dropout']()
     data = Engine(learn, with_labels=False).data
     built = []
@@ -286,11 +286,15 @@ def test_split_checked_once_per_model_state(monkeypatch):
     assert split() is None and len(built) == 5  # the split would skip the hook: refused
     hook.remove()
     assert split() is not None and len(built) == 6
+    hook = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o*2 if m is learn.model else None)
+    try: assert split() is None and len(built) == 7  # a hook on every module: refused too
+    finally: hook.remove()
+    assert split() is not None and len(built) == 8
     with learn.added_cbs(Doubled()): assert split() is None  # refused before any cache is read
-    assert split() is not None and len(built) == 6
+    assert split() is not None and len(built) == 8
     old = learn.model
     learn.model = deepcopy(old)
-    assert split() is not None and len(built) == 7
+    assert split() is not None and len(built) == 9
     close(outputs(split()), model_outputs())
     gone = weakref.ref(old)
     del old
