@@ -135,6 +135,7 @@ class LinearInput:
         self.width = w.shape[0]
         # all tables in one, each categorical column's codes offset to its own rows: a lookup of many columns is one `embedding_bag`
         self.table = torch.cat(self.tables) if self.tables else w.new_zeros(0, self.width)
+        self.tables = list(self.table.split([len(t) for t in self.tables]))  # views into `table`: a kept split holds each table once
         self.starts = torch.as_tensor(np.cumsum([0] + [len(t) for t in self.tables])[:-1], device=w.device)
         c_scale,c_shift = bn_affine(model.bn_cont) if model.bn_cont is not None else (1, 0)
         self.cont = (c_scale*scale[n_emb:])[:, None]*w[:, n_emb:].T

@@ -267,6 +267,7 @@ def test_split_checked_once_per_model_state(monkeypatch):
     original = {k: v.clone() for k, v in learn.model.state_dict().items()}
     first = split()
     assert first is not None and split() is first and len(built) == 1  # the same state: neither built nor checked again
+    assert len(first.tables) == 3 and all(t.untyped_storage().data_ptr() == first.table.untyped_storage().data_ptr() for t in first.tables)  # kept, it holds each table once
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
     trained = split()
     assert trained is not first and len(built) == 2
