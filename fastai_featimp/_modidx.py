@@ -408,6 +408,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'fastai_featimp.engine.encode_frame': ('engine.html#encode_frame', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.encoded_data': ('engine.html#encoded_data', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.folded': ('engine.html#folded', 'fastai_featimp/engine.py'),
+                                       'fastai_featimp.engine.model_state': ('engine.html#model_state', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.normalization': ('engine.html#normalization', 'fastai_featimp/engine.py'),
                                        'fastai_featimp.engine.output_candidates': ( 'engine.html#output_candidates',
                                                                                     'fastai_featimp/engine.py'),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_engine.ipynb #4fa6f2b1
 from __future__ import annotations
-import numbers, warnings
+import itertools, numbers, warnings, weakref
 from fastai.tabular.all import *
 from .association import *
 from .checks import *
@@ -13,9 +13,9 @@ from .scoring import *
 
 # %% auto #0
 __all__ = ['fast_procs', 'hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'Mix',
-           'default_bs', 'bn_affine', 'folded', 'LinearInput', 'progress', 'Evaluator', 'normalization', 'rounded',
-           'FeatureValues', 'unit_values', 'output_names', 'output_candidates', 'check_output', 'warn_all_missing',
-           'encodable', 'encode_frame', 'test_dataloader', 'encoded_data', 'Engine']
+           'default_bs', 'bn_affine', 'folded', 'model_state', 'LinearInput', 'progress', 'Evaluator', 'normalization',
+           'rounded', 'FeatureValues', 'unit_values', 'output_names', 'output_candidates', 'check_output',
+           'warn_all_missing', 'encodable', 'encode_frame', 'test_dataloader', 'encoded_data', 'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -125,9 +125,18 @@ def folded(modules):
         out.append(m)
     return out + ([bn] if bn is not None else [])
 
+def model_state(model):
+    "What a split of `model` is built from: its modules (their settings, modes and forward hooks, and the hooks of every module), each parameter's and buffer's storage and in-place version"
+    modules,hooks = list(model.modules()),torch.nn.modules.module
+    return (tuple(hooks._global_forward_pre_hooks), tuple(hooks._global_forward_hooks),
+            tuple((m.extra_repr(), m.training, tuple(m._forward_pre_hooks), tuple(m._forward_hooks)) for m in modules),
+            tuple(modules[1:]),  # held, so that a module put in place of another cannot take its `id`
+            tuple((t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers())))
+
 class LinearInput:
     "A fastai `TabularModel` as one vector per encoded column, summed into its first linear layer's output, and the rest of the network"
     enabled = True  # `False` makes `of` refuse every model, so that the whole model runs (to compare the two)
+    checked = weakref.WeakKeyDictionary()  # model -> (its `model_state`, its split or `None`): each state is split and checked once
     def __init__(self, model, at):
         "Split `model` at `at`, the position of the first linear layer in its first block"
         block = list(model.layers[0])
@@ -141,6 +150,7 @@ class LinearInput:
         self.width = w.shape[0]
         # all tables in one, each categorical column's codes offset to its own rows: a lookup of many columns is one `embedding_bag`
         self.table = torch.cat(self.tables) if self.tables else w.new_zeros(0, self.width)
+        self.tables = list(self.table.split([len(t) for t in self.tables]))  # views into `table`: a kept split holds each table once
         self.starts = torch.as_tensor(np.cumsum([0] + [len(t) for t in self.tables])[:-1], device=w.device)
         c_scale,c_shift = bn_affine(model.bn_cont) if model.bn_cont is not None else (1, 0)
         self.cont = (c_scale*scale[n_emb:])[:, None]*w[:, n_emb:].T
@@ -188,7 +198,7 @@ class LinearInput:
 
     @classmethod
     def of(cls, learn, cats, conts):
-        "The split of `learn`'s model, if it is a bare `TabularModel` that the split reproduces on `cats` and `conts`; else `None`"
+        "The split of `learn`'s model, if it is a bare `TabularModel` that the split reproduces (on `cats` and `conts`, once per `model_state`); else `None`"
         model = learn.model
         if not cls.enabled or forward_of(learn) is not model or getattr(type(model), 'forward', None) is not TabularModel.forward: return None
         block = list(model.layers[0]) if isinstance(model.layers[0], nn.Sequential) else []
@@ -196,10 +206,13 @@ class LinearInput:
         before = block[:at[0]] if at else []
         if not at or not all(isinstance(m, nn.Dropout) or isinstance(m, nn.BatchNorm1d) and m.track_running_stats for m in before): return None
         if model.bn_cont is not None and not model.bn_cont.track_running_stats: return None
+        state,known = model_state(model),cls.checked.get(model)
+        if known is not None and known[0]==state: return known[1]
         with torch.no_grad():
             split = cls(model, at[0])
-            ok = torch.allclose(split(split.hidden(cats, conts)), model(cats, conts), rtol=1e-4, atol=1e-5)
-        return split if ok else None
+            if not torch.allclose(split(split.hidden(cats, conts)), model(cats, conts), rtol=1e-4, atol=1e-5): split = None
+        cls.checked[model] = (state, split)
+        return split
 
 # %% ../nbs/04_engine.ipynb #c5d32f3c
 def progress(items, show=True, **kwargs):

@@ -218,3 +218,14 @@ def test_learner_frame_and_random_state_unchanged(net):
     assert torch.equal(torch.get_rng_state(), states[0]) and np.array_equal(np.random.get_state()[1], states[1])
     with pytest.raises(ValueError): learn.accumulated_local_effects('x0', df=seen.assign(x0=np.nan), show_progress=False)
     assert_unchanged(learn, snap)
+
+
+def test_quantile_edges_unweighted_equal_equally_weighted():
+    "Without weights the edges come from a plain sort; equal weights (through the weighted, stable sort) give the same edges, ties included"
+    rng = np.random.default_rng(0)
+    for x in (rng.normal(size=1001), rng.integers(0, 7, 500).astype(float), np.repeat(rng.normal(size=40), 25)):
+        for bins in (2, 7, 20, 64):
+            edges = quantile_edges(x, bins)
+            np.testing.assert_array_equal(edges, quantile_edges(x, bins, np.full(len(x), 2.)))
+            np.testing.assert_array_equal(edges, quantile_edges(x, bins, np.ones(len(x))))
+            assert edges[0] == x.min() and edges[-1] == x.max() and np.all(np.diff(edges) > 0)

@@ -1,5 +1,7 @@
 "The first-layer split: every method gives the whole model's answers with it, on every TabularModel layout; the whole model runs where it must"
+import gc, weakref
 from contextlib import contextmanager
+from copy import deepcopy
 import numpy as np, pandas as pd, pytest, torch
 from fastai.tabular.all import *
 from fastai_featimp.all import *
@@ -261,3 +263,55 @@ def test_evaluating_enters_once():
         with evaluating(learn) as inner: assert inner is outer
         assert not learn.model.training and '_featimp_forward' in learn.__dict__
     assert learn.model.training and '_featimp_forward' not in learn.__dict__
+
+
+def test_split_checked_once_per_model_state(monkeypatch):
+    "The split is built and checked once per state of the model: training, `load_state_dict`, a module put in place of another, a forward hook (on the model or on every module), a batch callback or another model check it again"
+    learn = layouts['na companions, lin_first=False, dropout']()
+    data = Engine(learn, with_labels=False).data
+    built = []
+    init = LinearInput.__init__
+    monkeypatch.setattr(LinearInput, '__init__', lambda self, *a: (built.append(1), init(self, *a))[1])
+    def split():
+        with evaluating(learn): return LinearInput.of(learn, data.cats, data.conts)
+    def outputs(s):
+        with evaluating(learn): return s(s.hidden(data.cats, data.conts)).numpy()
+    def model_outputs():
+        with evaluating(learn): return learn.model(data.cats, data.conts).numpy()
+    original = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    first = split()
+    assert first is not None and split() is first and len(built) == 1  # the same state: neither built nor checked again
+    assert len(first.tables) == 3 and all(t.untyped_storage().data_ptr() == first.table.untyped_storage().data_ptr() for t in first.tables)  # kept, it holds each table once
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    trained = split()
+    assert trained is not first and len(built) == 2
+    close(outputs(trained), model_outputs())
+    assert np.abs(outputs(trained) - outputs(first)).max() > 1e-3  # the old split no longer gives the model's outputs
+    learn.model.load_state_dict(original)
+    loaded = split()
+    assert loaded is not trained and len(built) == 3
+    close(outputs(loaded), outputs(first))
+    block = learn.model.layers[0]
+    relu = [i for i, m in enumerate(block) if isinstance(m, nn.ReLU)][0]
+    block[relu] = nn.Tanh()
+    tanh = split()
+    assert tanh is not loaded and len(built) == 4
+    close(outputs(tanh), model_outputs())
+    hook = learn.model.register_forward_hook(lambda m, i, o: o*2)
+    assert split() is None and len(built) == 5  # the split would skip the hook: refused
+    hook.remove()
+    assert split() is not None and len(built) == 6
+    hook = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o*2 if m is learn.model else None)
+    try: assert split() is None and len(built) == 7  # a hook on every module: refused too
+    finally: hook.remove()
+    assert split() is not None and len(built) == 8
+    with learn.added_cbs(Doubled()): assert split() is None  # refused before any cache is read
+    assert split() is not None and len(built) == 8
+    old = learn.model
+    learn.model = deepcopy(old)
+    assert split() is not None and len(built) == 9
+    close(outputs(split()), model_outputs())
+    gone = weakref.ref(old)
+    del old
+    gc.collect()
+    assert gone() is None  # the cache does not keep a model alive
