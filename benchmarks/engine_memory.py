@@ -4,12 +4,16 @@ Each measure runs in a fresh process: it builds the frame and an untrained `[64,
 categorical features, resets the kernel's high-water mark of resident memory (`/proc/self/clear_refs`), runs
 `learn.permutation_importance(df=..., ...)` and reports the high-water mark above the resident memory before the
 call. The encoded data is what the engine keeps: category codes (int64), continuous values and targets (float32).
-Linux only. Writes the table to `benchmarks/results/engine_memory.md`. Run: `python benchmarks/engine_memory.py [--rows 200000]`.
+The children run with glibc's `MALLOC_MMAP_THRESHOLD_` fixed at 128 KiB: by default glibc raises that threshold
+after large frees and then keeps freed blocks resident, which made the high-water mark of the same call vary from
+40 to 100 MB between runs; fixed, every large tensor is returned on free and the mark is the live peak (within a
+few MB from run to run). Linux only. Writes the table to `benchmarks/results/engine_memory.md`. Run: `python benchmarks/engine_memory.py [--rows 200000]`.
 """
-import argparse, json, subprocess, sys
+import argparse, json, os, subprocess, sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent/'results'/'engine_memory.md'
+CHILD_ENV = {**os.environ, 'MALLOC_MMAP_THRESHOLD_': str(128*1024)}  # large blocks returned on free: the mark is the live peak
 
 CHILD = """
 import json, sys, torch, numpy as np, pandas as pd
@@ -32,7 +36,7 @@ print(json.dumps(dict(added=added, encoded=rows*(5*8 + 15*4 + 4), width=64)))
 
 def measure(rows, by, repeats):
     code = CHILD.format(here=str(Path(__file__).parent), rows=rows, by=by, repeats=repeats)
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

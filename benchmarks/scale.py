@@ -4,11 +4,13 @@ Each size runs in a fresh process: it builds the frame (15 continuous and 5 cate
 `[64, 32]` learner, warms up on 2,000 rows, resets the kernel's high-water mark of resident memory
 (`/proc/self/clear_refs`), and runs `learn.permutation_importance(df=..., metric='loss', n_repeats=1, seed=0,
 show_progress=False)` once, reporting its CPU seconds (one torch thread) and the high-water mark above the resident
-memory before the call. Linear in rows means flat seconds and bytes per row. Linux only. Writes the table to
+memory before the call (glibc's `MALLOC_MMAP_THRESHOLD_` fixed, as in `engine_memory.py`). Linear in rows means flat
+seconds and bytes per row. Linux only. Writes the table to
 `benchmarks/results/scale.md`. Run: `python benchmarks/scale.py [--max-rows 1000000]`.
 """
 import argparse, json, subprocess, sys
 from pathlib import Path
+from engine_memory import CHILD_ENV
 
 RESULTS = Path(__file__).parent/'results'/'scale.md'
 
@@ -34,7 +36,7 @@ print(json.dumps(dict(seconds=seconds, added=status('VmHWM:') - before, encoded=
 
 def measure(rows):
     code = CHILD.format(here=str(Path(__file__).parent), rows=rows)
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -12,10 +12,10 @@ from .units import *
 from .scoring import *
 
 # %% auto #0
-__all__ = ['fast_procs', 'hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute', 'Assign', 'Mix',
-           'default_bs', 'bn_affine', 'folded', 'model_state', 'LinearInput', 'progress', 'Evaluator', 'normalization',
-           'rounded', 'FeatureValues', 'unit_values', 'output_names', 'output_candidates', 'check_output',
-           'warn_all_missing', 'encodable', 'encode_frame', 'test_dataloader', 'encoded_data', 'Engine']
+__all__ = ['read_ahead', 'fast_procs', 'hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute',
+           'Assign', 'Mix', 'default_bs', 'bn_affine', 'folded', 'model_state', 'LinearInput', 'progress', 'Evaluator',
+           'normalization', 'rounded', 'FeatureValues', 'unit_values', 'output_names', 'output_candidates',
+           'check_output', 'warn_all_missing', 'encodable', 'encode_frame', 'test_dataloader', 'encoded_data', 'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -66,13 +66,11 @@ class Identity(Perturbation):
 
 class Permute(Perturbation):
     "Give `feature`'s columns, in each of `rows`, the values of the data row `source` points to"
-    def __init__(self, feature, source, rows=None): store_attr(); self.values = None
+    def __init__(self, feature, source, rows=None): store_attr()
     def __call__(self, data, positions, cats, conts):
-        f = self.feature
-        if self.values is None:
-            self.values = [data.cats[:, f.cat_idx].index_select(0, self.source), data.conts[:, f.cont_idx].index_select(0, self.source)]
-        for j,i in enumerate(f.cat_idx): cats[:, i] = self.values[0][positions, j]
-        for j,i in enumerate(f.cont_idx): conts[:, i] = self.values[1][positions, j]
+        f,source = self.feature,self.source[positions]
+        for i in f.cat_idx: torch.index_select(data.cats[:, i], 0, source, out=cats[:, i])
+        for i in f.cont_idx: torch.index_select(data.conts[:, i], 0, source, out=conts[:, i])
 
 class Substitute(Perturbation):
     "Set `feature`'s columns to the same encoded values in each of `rows`"
@@ -227,32 +225,62 @@ def _rows_into(x, rows, out):
     "Copy `x[rows]` into `out` without an intermediate tensor: `rows` a slice or row numbers"
     return out.copy_(x[rows]) if isinstance(rows, slice) else torch.index_select(x, 0, rows, out=out)
 
+read_ahead = 4  # perturbations of the same rows evaluated together, block by block, where the engine keeps no first-layer outputs
+
 class Evaluator:
     "Evaluates perturbations of `data` in fused batches of `bs` rows through `forward`, read by a scorer; in the first layer's space when `split` is given"
     def __init__(self, data, forward, bs, split=None, hidden=None):
-        "`split`: a `LinearInput` (then `forward` is unused); `hidden`: each data row's first-layer output, if computed beforehand"
+        "`split`: a `LinearInput` (then `forward` is unused); `hidden`: each data row's first-layer output, if kept beforehand"
         store_attr()
 
+    @property
+    def window(self):
+        "Perturbations read ahead, so that those of the same rows share each block's first-layer outputs: `read_ahead`, fewer (at least 2) where the model's outputs are wide, since a scorer keeps each one's outputs until it is complete; 1 where the rows' outputs are kept, the first layer is `direct` or the whole model runs"
+        s = self.split
+        if s is None or s.direct or self.hidden is not None: return 1
+        outputs = [m for m in s.rest.modules() if isinstance(m, nn.Linear)][-1].out_features
+        return int(min(read_ahead, max(2, s.width//(2*outputs))))
+
     def stream(self, perturbations, scorer, total=None, show_progress=False):
-        "Each perturbation's answer from `scorer`, in order, as soon as its last rows have been read"
+        "Each perturbation's answer from `scorer`, in order, as soon as it and those before it are complete"
         d,bs = self.data,self.bs
         self.cats = d.cats.new_empty(bs, d.cats.shape[1]); self.conts = d.conts.new_empty(bs, d.conts.shape[1])
         if self.split is not None: self.hiddens = d.conts.new_empty(bs, self.split.width)
         self.pending,self.filled,self._columns = [],0,(None, None)
-        for p in progress(perturbations, show_progress, total=total):
-            n,start = p.n_rows(d),0
-            if isinstance(p, Mix) and self.filled + n > bs >= n: yield from self._flush(scorer)  # a mix that fits a batch is not cut in two
-            state = scorer.start(n)
-            while start < n:
-                take = min(bs - self.filled, n - start)
-                positions = slice(start, start+take)
-                rows = positions if p.rows is None else p.rows[positions]
-                if self.split is None: self._fill(p, positions, rows)
-                else: self._fill_split(p, positions, rows)
-                self.pending.append((state, positions, rows, start+take==n))
-                start += take
-                if self.filled==bs: yield from self._flush(scorer)
-        if self.filled: yield from self._flush(scorer)
+        todo,done,next_key = enumerate(progress(perturbations, show_progress, total=total)),{},0
+        while window := list(itertools.islice(todo, self.window)):
+            same = {}  # the perturbations of the window by their rows
+            for k,p in window: same.setdefault(None if p.rows is None else id(p.rows), []).append((k, p))
+            for group in same.values():
+                for k,a in self._group(group, scorer):
+                    done[k] = a
+                    while next_key in done: yield done.pop(next_key); next_key += 1
+        if self.filled:
+            for k,a in self._flush(scorer): done[k] = a
+        while next_key in done: yield done.pop(next_key); next_key += 1
+
+    def _group(self, group, scorer):
+        "Fill the rows of perturbations of the same rows into batches, a block of rows at a time for all of them; yield `(key, answer)` as they complete"
+        d,bs,(_, first) = self.data,self.bs,group[0]
+        n = first.n_rows(d)
+        if len(group)==1 and isinstance(first, Mix) and self.filled + n > bs >= n: yield from self._flush(scorer)  # a mix that fits a batch is not cut in two
+        states = [scorer.start(n) for _ in group]
+        shared = len(group) > 1 and self.window > 1  # then each block's first-layer outputs are computed once for the group
+        block = bs if shared else n
+        for a in range(0, n, block):
+            rows = slice(a, min(a+block, n)) if first.rows is None else first.rows[a:a+block]
+            base = self.split.hidden(d.cats[rows], d.conts[rows]) if shared else None
+            for (k,p),state in zip(group, states):
+                start,stop = a,min(a+block, n)
+                while start < stop:
+                    take = min(bs - self.filled, stop - start)
+                    positions = slice(start, start+take)
+                    rows = positions if p.rows is None else p.rows[positions]
+                    if self.split is None: self._fill(p, positions, rows)
+                    else: self._fill_split(p, positions, rows, None if base is None else base[start-a:start-a+take])
+                    self.pending.append((k, state, positions, rows, start+take==n))
+                    start += take
+                    if self.filled==bs: yield from self._flush(scorer)
 
     def _fill(self, p, positions, rows):
         "Copy `p`'s data `rows`, at `positions` among its own, into the batch and let `p` rewrite them"
@@ -262,8 +290,8 @@ class Evaluator:
         p(d, positions, cats, conts)
         self.filled += k
 
-    def _fill_split(self, p, positions, rows):
-        "The first layer's output on `p`'s rows: each data row's, plus the change of the columns `p` rewrites"
+    def _fill_split(self, p, positions, rows, base=None):
+        "The first layer's output on `p`'s rows: each data row's (`base` if given), plus the change of the columns `p` rewrites"
         d,o,k,split = self.data,self.filled,positions.stop-positions.start,self.split
         cats,conts,hiddens = self.cats[o:o+k],self.conts[o:o+k],self.hiddens[o:o+k]
         self.filled += k
@@ -276,7 +304,7 @@ class Evaluator:
             _rows_into(d.cats, rows, cats); _rows_into(d.conts, rows, conts)
             p(d, positions, cats, conts)
             return split.hidden(cats, conts, out=hiddens)
-        base = self.hidden[rows] if self.hidden is not None else split.hidden(d.cats[rows], d.conts[rows])
+        if base is None: base = self.hidden[rows] if self.hidden is not None else split.hidden(d.cats[rows], d.conts[rows])
         ci,ki = columns
         if not (len(ci) or len(ki)): return hiddens.copy_(base)
         old_cats,old_conts = _take(d.cats, rows, ci),_take(d.conts, rows, ki)
@@ -285,15 +313,15 @@ class Evaluator:
         return split.shifted(base, ci, old_cats, cats[:, ci], ki, old_conts, conts[:, ki], out=hiddens)
 
     def _flush(self, scorer):
-        "Run the model (or the rest of it) on the batch, hand each segment to the scorer; yield the answers of perturbations now complete"
+        "Run the model (or the rest of it) on the batch, hand each segment to the scorer; yield `(key, answer)` of the perturbations now complete"
         f = self.filled
         out = scorer.prepare(self.forward(self.cats[:f], self.conts[:f]) if self.split is None else self.split(self.hiddens[:f]))
         o,pending = 0,self.pending
         self.pending,self.filled = [],0
-        for state,positions,rows,last in pending:
+        for key,state,positions,rows,last in pending:
             k = positions.stop-positions.start
             scorer.add(state, positions, rows, out[o:o+k], [y[rows] for y in self.data.ys])
-            if last: yield scorer.finish(state)
+            if last: yield key,scorer.finish(state)
             o += k
 
 # %% ../nbs/04_engine.ipynb #3402a57f
@@ -475,7 +503,7 @@ def encoded_data(learn, df=None, dl=None, with_labels=True, unseen='error', devi
     return TabularTensors.from_dl(test_dataloader(learn, df, dl, with_labels, unseen), device)
 
 # %% ../nbs/04_engine.ipynb #cbfd8cde
-hidden_budget = 2**30  # bytes: up to this size each data row's first-layer output is computed once, beyond it batch by batch
+hidden_budget = 2**30  # bytes: each data row's first-layer output is kept, computed once, when it takes at most this and no more than the encoded data; else computed per block of rows, once for the perturbations read together
 
 class Engine:
     "Encoded data of a tabular learner, its features and units, and the evaluator of perturbations on it"
@@ -537,7 +565,8 @@ class Engine:
             d,bs = self.data,self.bs
             split = LinearInput.of(learn, d.cats[:256], d.conts[:256])
             hidden = None
-            if split is not None and not split.direct and d.n*split.width*d.conts.element_size() <= hidden_budget:
+            kept = d.n*split.width*d.conts.element_size() if split is not None else 0
+            if split is not None and not split.direct and kept <= min(hidden_budget, d.cats.nbytes + d.conts.nbytes):
                 hidden = d.conts.new_empty(d.n, split.width)
                 for i in range(0, d.n, bs): hidden[i:i+bs] = split.hidden(d.cats[i:i+bs], d.conts[i:i+bs])
             self._first = (learn.model, split, hidden)

@@ -246,13 +246,33 @@ def test_perturbation_without_feature_recomputes_whole_rows(regression):
     assert fast[0, 0] != fast[1, 0]
 
 
-def test_hidden_rows_precomputed_only_where_they_pay():
-    "A first layer on a few continuous columns runs on each perturbed row; one with a categorical is computed once per row and shifted"
-    for make, precomputed in ((layouts['continuous only, y_range, no bn_cont'], False), (layouts['categoricals only'], True)):
-        learn = make()
+def test_first_layer_outputs_kept_only_where_they_pay():
+    "A first layer on a few continuous columns runs on each perturbed row; the rows' first-layer outputs are kept when no larger than the encoded data (wide data), else computed per block once for the perturbations read together"
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(200, 300)).astype(np.float32), columns=[f'f{i}' for i in range(300)])
+    wide['y'] = wide.f0 + 0.1*rng.normal(size=200)
+    dls = TabularDataLoaders.from_df(wide, procs=[Normalize], cont_names=[f'f{i}' for i in range(300)], y_names='y', bs=64, valid_idx=list(range(100, 200)))
+    cases = ((layouts['continuous only, y_range, no bn_cont'](), 'direct'), (layouts['categoricals only'](), 'blocks'),
+             (tabular_learner(dls, layers=[16, 8]), 'kept'))
+    for learn, how in cases:
         eng = Engine(learn, with_labels=False)
         with evaluating(learn): split, hidden = eng.first_layer(learn)
-        assert split.direct != precomputed and (hidden is not None) == precomputed
+        window = Evaluator(eng.data, None, eng.bs, split, hidden).window
+        assert (split.direct, hidden is not None, window > 1) == (how == 'direct', how == 'kept', how == 'blocks'), how
+        if how == 'kept': assert hidden.nbytes <= eng.data.conts.nbytes + eng.data.cats.nbytes
+
+
+def test_perturbations_of_other_rows_answered_in_order(regression):
+    "Read ahead, perturbations of different rows are evaluated by rows but answered in the order given, as the whole model answers them"
+    learn = regression
+    eng, scorer = Engine(learn), MetricScorer(learn, 'loss')
+    feature, gen = eng.features['c1'], torch.Generator().manual_seed(0)
+    rows = [None, torch.arange(0, 100, 2), None, torch.arange(1, 100, 3)]
+    perturbations = lambda: [Permute(feature, eng.permutation(torch.Generator().manual_seed(i), r), r) for i, r in enumerate(rows*3)]
+    fast = np.stack(eng.evaluate(perturbations(), scorer))
+    with whole_model(): whole = np.stack(Engine(learn).evaluate(perturbations(), scorer))
+    close(fast, whole)
+    assert len(set(fast[:4, 0])) == 4  # each answer its own
 
 
 def test_evaluating_enters_once():
