@@ -151,7 +151,7 @@ def main():
         md.append(f"Ours takes {times['ours']/times['effector']:.2f} of effector's time (target: at most 1).")
     md.append("The network alone is the floor effector sits on (it calls the network on the same 10,000 rows, 5,000 at a time). Ours runs "
               "only the network after its first layer (the first-layer split, built and checked once per state of the model) and adds "
-              "the encoding of the frame (`test_dl`: compare the ready `dl`) and the engine's fixed costs.")
+              "the encoding of the frame (compare the ready `dl`) and the engine's fixed costs.")
     md += [f'- {n}' for n in notes]
     text = '\n'.join(md) + '\n'
     Path(args.out).write_text(text)
