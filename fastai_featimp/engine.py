@@ -66,7 +66,9 @@ class Identity(Perturbation):
 
 class Permute(Perturbation):
     "Give `feature`'s columns, in each of `rows`, the values of the data row `source` points to"
-    def __init__(self, feature, source, rows=None): store_attr()
+    def __init__(self, feature, source, rows=None):
+        store_attr()
+        if len(source) < 2**31: self.source = source.int()  # half the memory of a perturbation waiting its turn
     def __call__(self, data, positions, cats, conts):
         f,source = self.feature,self.source[positions]
         for i in f.cat_idx: torch.index_select(data.cats[:, i], 0, source, out=cats[:, i])
@@ -566,7 +568,7 @@ class Engine:
             split = LinearInput.of(learn, d.cats[:256], d.conts[:256])
             hidden = None
             kept = d.n*split.width*d.conts.element_size() if split is not None else 0
-            if split is not None and not split.direct and kept <= min(hidden_budget, d.cats.nbytes + d.conts.nbytes):
+            if split is not None and not split.direct and kept <= min(hidden_budget, sum(t.numel()*t.element_size() for t in (d.cats, d.conts))):
                 hidden = d.conts.new_empty(d.n, split.width)
                 for i in range(0, d.n, bs): hidden[i:i+bs] = split.hidden(d.cats[i:i+bs], d.conts[i:i+bs])
             self._first = (learn.model, split, hidden)

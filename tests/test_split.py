@@ -259,7 +259,7 @@ def test_first_layer_outputs_kept_only_where_they_pay():
         with evaluating(learn): split, hidden = eng.first_layer(learn)
         window = Evaluator(eng.data, None, eng.bs, split, hidden).window
         assert (split.direct, hidden is not None, window > 1) == (how == 'direct', how == 'kept', how == 'blocks'), how
-        if how == 'kept': assert hidden.nbytes <= eng.data.conts.nbytes + eng.data.cats.nbytes
+        if how == 'kept': assert hidden.numel() <= eng.data.conts.numel() + 2*eng.data.cats.numel()  # float32 outputs against float32 values and int64 codes
 
 
 def test_perturbations_of_other_rows_answered_in_order(regression):
@@ -301,7 +301,7 @@ def test_split_checked_once_per_model_state(monkeypatch):
     original = {k: v.clone() for k, v in learn.model.state_dict().items()}
     first = split()
     assert first is not None and split() is first and len(built) == 1  # the same state: neither built nor checked again
-    assert len(first.tables) == 3 and all(t.untyped_storage().data_ptr() == first.table.untyped_storage().data_ptr() for t in first.tables)  # kept, it holds each table once
+    assert len(first.tables) == 3 and all(t._base is first.table for t in first.tables)  # kept, it holds each table once
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
     trained = split()
     assert trained is not first and len(built) == 2
