@@ -157,11 +157,6 @@ class LinearInput:
         self.offset = w @ shift + w[:, n_emb:] @ (c_shift*scale[n_emb:]) + (lin.bias if lin.bias is not None else 0)
         self.rest = nn.Sequential(*folded(block[at+1:] + [m for l in model.layers[1:] for m in (l if isinstance(l, nn.Sequential) else [l])]))
 
-    def columns(self, cats, conts):
-        "Each encoded column's vector in the first layer's output: (... × columns × width)"
-        cont = conts[..., None]*self.cont
-        return torch.cat([torch.stack([t[cats[..., j]] for j,t in enumerate(self.tables)], -2), cont], -2) if self.tables else cont
-
     def _looked_up(self, codes, columns, weights=None):
         "The sum over `columns` of their tables' rows for `codes` (rows × len(columns)), each times its weight: (rows × width)"
         return F.embedding_bag(codes + self.starts[columns], self.table, per_sample_weights=weights, mode='sum')
@@ -248,9 +243,9 @@ class Evaluator:
         d,bs = self.data,self.bs
         self.cats = d.cats.new_empty(bs, d.cats.shape[1]); self.conts = d.conts.new_empty(bs, d.conts.shape[1])
         if self.split is not None: self.hiddens = d.conts.new_empty(bs, self.split.width)
-        self.pending,self.filled,self._columns = [],0,(None, None)
-        todo,done,next_key = enumerate(progress(perturbations, show_progress, total=total)),{},0
-        while window := list(itertools.islice(todo, self.window)):
+        self.pending,self.filled = [],0
+        todo,done,next_key,ahead = enumerate(progress(perturbations, show_progress, total=total)),{},0,self.window
+        while window := list(itertools.islice(todo, ahead)):
             same = {}  # the perturbations of the window by their rows
             for k,p in window: same.setdefault(None if p.rows is None else id(p.rows), []).append((k, p))
             for group in same.values():
@@ -267,19 +262,20 @@ class Evaluator:
         n = first.n_rows(d)
         if len(group)==1 and isinstance(first, Mix) and self.filled + n > bs >= n: yield from self._flush(scorer)  # a mix that fits a batch is not cut in two
         states = [scorer.start(n) for _ in group]
-        shared = len(group) > 1 and self.window > 1  # then each block's first-layer outputs are computed once for the group
+        columns = [None if self.split is None else self._columns(p) for _,p in group]
+        shared = len(group) > 1  # read ahead together: each block's first-layer outputs are computed once for the group
         block = bs if shared else n
         for a in range(0, n, block):
             rows = slice(a, min(a+block, n)) if first.rows is None else first.rows[a:a+block]
             base = self.split.hidden(d.cats[rows], d.conts[rows]) if shared else None
-            for (k,p),state in zip(group, states):
+            for (k,p),state,cols in zip(group, states, columns):
                 start,stop = a,min(a+block, n)
                 while start < stop:
                     take = min(bs - self.filled, stop - start)
                     positions = slice(start, start+take)
                     rows = positions if p.rows is None else p.rows[positions]
                     if self.split is None: self._fill(p, positions, rows)
-                    else: self._fill_split(p, positions, rows, None if base is None else base[start-a:start-a+take])
+                    else: self._fill_split(p, positions, rows, cols, None if base is None else base[start-a:start-a+take])
                     self.pending.append((k, state, positions, rows, start+take==n))
                     start += take
                     if self.filled==bs: yield from self._flush(scorer)
@@ -292,16 +288,17 @@ class Evaluator:
         p(d, positions, cats, conts)
         self.filled += k
 
-    def _fill_split(self, p, positions, rows, base=None):
-        "The first layer's output on `p`'s rows: each data row's (`base` if given), plus the change of the columns `p` rewrites"
+    def _columns(self, p):
+        "The columns `p` rewrites, as tensors on the data's device; `None` where the first layer runs on whole rows (`LinearInput.direct`, or the columns are unknown)"
+        columns = None if self.split.direct else p.columns()
+        return None if columns is None else [torch.as_tensor(c, dtype=torch.long, device=self.data.cats.device) for c in columns]
+
+    def _fill_split(self, p, positions, rows, columns, base=None):
+        "The first layer's output on `p`'s rows: each data row's (`base` if given), plus the change of `columns`, those `p` rewrites (see `_columns`)"
         d,o,k,split = self.data,self.filled,positions.stop-positions.start,self.split
         cats,conts,hiddens = self.cats[o:o+k],self.conts[o:o+k],self.hiddens[o:o+k]
         self.filled += k
         if isinstance(p, Mix): return p.first_layer(split, positions, hiddens)
-        if self._columns[0] is not p:  # a perturbation's columns, once for all its batches
-            columns = None if split.direct else p.columns()
-            self._columns = (p, None if columns is None else [torch.as_tensor(c, dtype=torch.long, device=d.cats.device) for c in columns])
-        columns = self._columns[1]
         if columns is None:  # the first layer on whole rows: cheap enough (`LinearInput.direct`), or the columns `p` rewrites are unknown
             _rows_into(d.cats, rows, cats); _rows_into(d.conts, rows, conts)
             p(d, positions, cats, conts)
@@ -565,12 +562,11 @@ class Engine:
         "`(split, hidden)`: `learn`'s model split at its first layer (`LinearInput.of`, checked on the data) and each row's first-layer output; `(None, None)` when the whole model must run"
         if self._first[0] is not learn.model:  # once per model (inside `evaluating`, so in eval mode)
             d,bs = self.data,self.bs
-            split = LinearInput.of(learn, d.cats[:256], d.conts[:256])
-            hidden = None
-            kept = d.n*split.width*d.conts.element_size() if split is not None else 0
-            if split is not None and not split.direct and kept <= min(hidden_budget, sum(t.numel()*t.element_size() for t in (d.cats, d.conts))):
+            split,hidden = LinearInput.of(learn, d.cats[:256], d.conts[:256]),None
+            encoded = sum(t.numel()*t.element_size() for t in (d.cats, d.conts))
+            if split is not None and not split.direct and d.n*split.width*d.conts.element_size() <= min(hidden_budget, encoded):
                 hidden = d.conts.new_empty(d.n, split.width)
-                for i in range(0, d.n, bs): hidden[i:i+bs] = split.hidden(d.cats[i:i+bs], d.conts[i:i+bs])
+                for i in range(0, d.n, bs): split.hidden(d.cats[i:i+bs], d.conts[i:i+bs], out=hidden[i:i+bs])
             self._first = (learn.model, split, hidden)
         return self._first[1:]
 

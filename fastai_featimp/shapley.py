@@ -17,13 +17,13 @@ from .coalitions import *
 __all__ = ['shap_plot_kinds', 'raw_frame', 'pair_cost', 'default_max_evals', 'rounds_for', 'ShapValues']
 
 # %% ../nbs/14_shapley.ipynb #9bda2cf8
-def raw_frame(eng, players, data, index):
-    "Each player's raw values in the encoded `data` (of `eng`'s learner): categories, numbers (NaN where missing), tuples for groups"
+def raw_frame(eng, players):
+    "Each player's raw values in `eng`'s encoded data: categories, numbers (NaN where missing), tuples for groups"
     cols = {}
     for u in players.units:
-        raw = unit_values(eng.to, eng.features, u, data)
+        raw = unit_values(eng.to, eng.features, u, eng.data)
         cols[u.name] = pd.Categorical(raw, categories=list(FeatureValues(eng.to, u).vocab)) if u.kind=='categorical' else raw
-    return pd.DataFrame(cols, index=index)
+    return pd.DataFrame(cols, index=eng.index)
 
 # %% ../nbs/14_shapley.ipynb #00ebbe86
 def pair_cost(m, interactions=False):
@@ -133,7 +133,7 @@ class ShapValues(ImportanceResult):
                     phi = efficient(phi, var, preds - base)
                     if interactions: inter,inter_var = with_main_effects(sampled[0], phi),sampled[1]  # rows sum to the efficient values
             outputs = output_names(learn, preds.shape[1])
-            return cls(players.units, index, raw_frame(bg, players, data, index), phi.cpu().numpy(),
+            return cls(players.units, index, raw_frame(eng, players), phi.cpu().numpy(),
                        var.sqrt().expand_as(phi).cpu().numpy(), base.cpu().numpy(), preds.cpu().numpy(), outputs,
                        ifnone(name, outputs[-1]), None if exact else n_rounds*nb, budget, seed, weights,
                        None if inter is None else inter.cpu().numpy(), unseen_counts(data, bg.data),
