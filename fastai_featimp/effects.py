@@ -252,8 +252,7 @@ class AccumulatedLocalEffects(Result):
         if len(features) not in (1, 2) or len(set(map(repr, features))) < len(features):
             raise InputError(f"`feature` must be one feature name or a list of two different ones, got {feature!r}")
         bins,seed,show_progress = check_whole('bins', bins, 2),check_seed('seed', seed),check_flag('show_progress', show_progress)
-        known = tabular_features(learn.dls.train_ds, learn.model)
-        for f in features: check_feature(f, known, learn.dls.train_ds.y_names)
+        known = check_features(learn, features)
         if len(features)==2 and any(known[f].kind!='continuous' for f in features):
             cats = [f for f in features if known[f].kind!='continuous']
             raise InputError(f"the second-order ALE needs two continuous features; {', '.join(map(repr, cats))} {'is' if len(cats)==1 else 'are'} "

@@ -15,7 +15,8 @@ from .scoring import *
 __all__ = ['read_ahead', 'fast_procs', 'hidden_budget', 'TabularTensors', 'Perturbation', 'Identity', 'Permute', 'Substitute',
            'Assign', 'Mix', 'default_bs', 'bn_affine', 'folded', 'model_state', 'LinearInput', 'progress', 'Evaluator',
            'normalization', 'rounded', 'FeatureValues', 'unit_values', 'output_names', 'output_candidates',
-           'check_output', 'warn_all_missing', 'encodable', 'encode_frame', 'test_dataloader', 'encoded_data', 'Engine']
+           'learner_features', 'check_features', 'check_output', 'warn_all_missing', 'encodable', 'encode_frame',
+           'test_dataloader', 'encoded_data', 'Engine']
 
 # %% ../nbs/04_engine.ipynb #4c48ebdd
 def _reads_whole(dl):
@@ -414,6 +415,16 @@ def output_candidates(learn):
     vocab = getattr(learn.dls, 'vocab', None)
     return [str(v) for v in vocab] if isinstance(vocab, (CategoryMap, L, list)) else [str(y) for y in learn.dls.train_ds.y_names]
 
+def learner_features(learn):
+    "`learn`'s features as its model sees them, from its procs: known before any data is encoded"
+    return tabular_features(learn.dls.train_ds, learn.model)
+
+def check_features(learn, names):
+    "`learn`'s features, once each of `names` is found among them (a label is named as one), before any data is encoded"
+    known = learner_features(learn)
+    for f in names: check_feature(f, known, learn.dls.train_ds.y_names)
+    return known
+
 def check_output(learn, output):
     "`output` as a name the model's outputs carry, or a clear error"
     if output is None: return None
@@ -515,8 +526,7 @@ class Engine:
         self.learn,self.bs,self.given_bs = learn,ifnone(bs, default_bs(learn.model, device)),bs
         if with_labels and not self.data.has_labels:
             raise InputError(f"the data has no labels, so it cannot be scored by a metric; {no_labels}")
-        self.to = learn.dls.train_ds
-        self.features = tabular_features(self.to, learn.model)
+        self.to,self.features = learn.dls.train_ds,learner_features(learn)
         self._association,self._first = None,(None, None, None)
 
     @property
