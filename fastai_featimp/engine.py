@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_engine.ipynb #4fa6f2b1
 from __future__ import annotations
-import itertools, numbers, warnings, weakref
+import functools, itertools, numbers, warnings, weakref
 from fastai.tabular.all import *
 from .association import *
 from .checks import *
@@ -453,17 +453,33 @@ def encodable(learn, with_labels=True):
     labels = not with_labels or (len(to.y_names) > 0 and (Categorize in kinds) != (RegressionSetup in kinds))
     return labels and (Categorify in kinds or not to.cat_names) and _reads_whole(learn.dls.valid)
 
+def _missing(column):
+    "Whether each value of the series `column` is missing"
+    v = column.to_numpy()
+    return np.isnan(v) if v.dtype.kind=='f' else column.isna().to_numpy()
+
+def _typed(d, names):
+    "The items of the dict `d` for `names`, each value with its type: a key under which equal values of other dtypes differ"
+    return tuple((c, type(d[c]), d[c]) for c in names if c in d)
+
+@functools.lru_cache(maxsize=64)
+def _aligned(names, items):
+    "The values of `items` (see `_typed`) at `names`, in the dtype pandas gives them, as `Normalize` aligns its dict on the frame's columns: computed once per proc"
+    values = pd.Series({c: v for c,_,v in items}, index=list(names)).to_numpy()
+    values.flags.writeable = False  # shared by every call
+    return values
+
 def encode_frame(to, df, with_labels=True, unseen='error', device=None):
     "`TabularTensors` of the raw frame `df` as the procs of `to` (see `encodable`) encode it, straight from its checked columns; `None` where fastai must encode it"
     codes = {}
     columns,unseen = check_columns(df, to, with_labels, unseen, codes)
     procs = {type(p): p for p in to.procs.fs}
     na_dict = procs[FillMissing].na_dict if FillMissing in procs else {}
-    missing = {c: columns[c].isna().to_numpy() for c in to.cont_names}
+    missing = {c: _missing(columns[c]) for c in to.cont_names}
     if any(m.any() and c not in na_dict for c,m in missing.items()): return None  # fastai's own error, or NaN it keeps
     norm = procs.get(Normalize)
     if norm is not None:
-        means,stds = (pd.Series(d, index=to.cont_names).to_numpy() for d in (norm.means, norm.stds))
+        means,stds = (_aligned(tuple(to.cont_names), _typed(d, to.cont_names)) for d in (norm.means, norm.stds))
         if means.dtype.kind != 'f' or stds.dtype.kind != 'f': return None
     n = len(df)
     conts,dtypes,ints = np.empty((n, len(to.cont_names)), np.float32),[],{}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_scoring.ipynb #aa284af0
 from __future__ import annotations
-import inspect, math
+import inspect, math, random
 from contextlib import contextmanager
 from copy import copy
 from types import SimpleNamespace
@@ -14,7 +14,7 @@ from fastai.metrics import _rmse, _exp_rmspe
 
 
 # %% auto #0
-__all__ = ['weighted_metrics', 'bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'kept',
+__all__ = ['weighted_metrics', 'bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'random_states', 'kept',
            'reports_on_training', 'acts_on_batches', 'forward_batch', 'forward_of', 'evaluating', 'activation',
            'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented', 'check_row_loss', 'row_loss',
            'weighted_form', 'weighted_score', 'weights_of', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer',
@@ -77,10 +77,16 @@ def find_metrics(learn, metric=None):
     return found
 
 # %% ../nbs/03_scoring.ipynb #0bfb80f5
+def random_states():
+    "The global random states as fastai's `get_random_states` holds them; CUDA's only once CUDA is initialized (asking would initialize it: seconds on a GPU machine, for a model on the CPU)"
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return dict(random_state=random.getstate(), numpy_state=np.random.get_state(), torch_state=torch.get_rng_state(), torch_cuda_state=cuda,
+                torch_deterministic=torch.backends.cudnn.deterministic, torch_benchmark=torch.backends.cudnn.benchmark)
+
 @contextmanager
 def kept(learn):
     "Restore `learn` (attributes, callbacks, recorder, training modes, lock) and the global random state on exit"
-    states = get_random_states()
+    states = random_states()
     state,cbs = dict(learn.__dict__),L(learn.cbs)
     owners = [(cb, cb.__dict__.get('learn')) for cb in cbs]
     modes = [(m, m.training) for m in learn.model.modules()]
