@@ -7,7 +7,7 @@ call. The encoded data is what the engine keeps: category codes (int64), continu
 The children run with glibc's `MALLOC_MMAP_THRESHOLD_` fixed at 128 KiB: by default glibc raises that threshold
 after large frees and then keeps freed blocks resident, which made the high-water mark of the same call vary from
 40 to 100 MB between runs; fixed, every large tensor is returned on free and the mark is the live peak (within a
-few MB from run to run). Linux only. Writes the table to `benchmarks/results/engine_memory.md`. Run: `python benchmarks/engine_memory.py [--rows 200000]`.
+few MB from run to run). Linux only. Writes the table to `benchmarks/results/engine_memory.md`. Run: `python benchmarks/engine_memory.py [--rows 200000 1000000]`.
 """
 import argparse, json, os, subprocess, sys
 from pathlib import Path
@@ -40,19 +40,21 @@ def measure(rows, by, repeats):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main(rows):
-    lines = [f"{rows:,} rows × 20 features, [64, 32], untrained; peak resident memory added by the call\n",
-             "| by | repeats | encoded data | added peak | added / encoded |", "|---|---|---|---|---|"]
+def main(sizes):
+    lines = ["20 features, [64, 32], untrained; peak resident memory added by the call\n",
+             "| rows | by | repeats | encoded data | added peak | added / encoded |", "|---|---|---|---|---|---|"]
     print('\n'.join(lines), flush=True)
-    for by in ('metric', 'prediction'):
-        for repeats in (1, 5):
-            m = measure(rows, by, repeats)
-            line = f"| {by} | {repeats} | {m['encoded']/1e6:.0f} MB | {m['added']/1e6:.0f} MB | {m['added']/m['encoded']:.1f} |"
-            lines.append(line); print(line, flush=True)
+    for rows in sizes:
+        for by in ('metric', 'prediction'):
+            for repeats in (1, 5):
+                m = measure(rows, by, repeats)
+                line = (f"| {rows:,} | {by} | {repeats} | {m['encoded']/1e6:.0f} MB | {m['added']/1e6:.0f} MB | "
+                        f"{m['added']/m['encoded']:.2f} |")
+                lines.append(line); print(line, flush=True)
     RESULTS.write_text("# Peak memory of permutation importance\n\n`python benchmarks/engine_memory.py`\n\n" + '\n'.join(lines) + '\n')
 
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--rows', type=int, default=200_000)
+    p.add_argument('--rows', type=int, nargs='+', default=[200_000, 1_000_000])
     main(p.parse_args().rows)

@@ -158,9 +158,13 @@ class LinearInput:
         self.offset = w @ shift + w[:, n_emb:] @ (c_shift*scale[n_emb:]) + (lin.bias if lin.bias is not None else 0)
         self.rest = nn.Sequential(*folded(block[at+1:] + [m for l in model.layers[1:] for m in (l if isinstance(l, nn.Sequential) else [l])]))
 
-    def _looked_up(self, codes, columns, weights=None):
-        "The sum over `columns` of their tables' rows for `codes` (rows × len(columns)), each times its weight: (rows × width)"
-        return F.embedding_bag(codes + self.starts[columns], self.table, per_sample_weights=weights, mode='sum')
+    def _add_looked_up(self, out, codes, columns, weights=None):
+        "Add to `out` (rows × width) the sum over `columns` of their tables' rows for `codes` (rows × len(columns)), each times its weight; a quarter of a million floats at a time, so that no second rows × width tensor is built"
+        step = max(2**18//self.width, 1)
+        for a in range(0, len(out), step):
+            w = None if weights is None else weights[a:a+step]
+            out[a:a+step] += F.embedding_bag(codes[a:a+step] + self.starts[columns], self.table, per_sample_weights=w, mode='sum')
+        return out
 
     @property
     def direct(self):
@@ -170,14 +174,14 @@ class LinearInput:
     def hidden(self, cats, conts, out=None):
         "The first linear layer's output on encoded rows (rows × width), without a tensor per column, in `out` if given"
         out = torch.addmm(self.offset, conts, self.cont, out=out)
-        return out.add_(self._looked_up(cats, slice(None))) if self.tables else out
+        return self._add_looked_up(out, cats, slice(None)) if self.tables else out
 
     def shifted(self, base, cat_idx, old_cats, new_cats, cont_idx, old_conts, new_conts, out=None):
         "First-layer outputs `base` (rows × width) after columns `cat_idx`, `cont_idx` go from the old values to the new, in `out` if given"
         out = torch.addmm(base, new_conts - old_conts, self.cont[cont_idx], out=out)
         if len(cat_idx):
             sign = old_conts.new_ones(len(new_cats), len(cat_idx))
-            out += self._looked_up(torch.cat([new_cats, old_cats], 1), cat_idx.repeat(2), torch.cat([sign, -sign], 1))
+            self._add_looked_up(out, torch.cat([new_cats, old_cats], 1), cat_idx.repeat(2), torch.cat([sign, -sign], 1))
         return out
 
     def parts(self, cats, conts, cat_owner, cont_owner, m, chunk=64):
@@ -243,9 +247,10 @@ class Evaluator:
         "Each perturbation's answer from `scorer`, in order, as soon as it and those before it are complete"
         d,bs = self.data,self.bs
         self.cats = d.cats.new_empty(bs, d.cats.shape[1]); self.conts = d.conts.new_empty(bs, d.conts.shape[1])
-        if self.split is not None: self.hiddens = d.conts.new_empty(bs, self.split.width)
-        self.pending,self.filled = [],0
         todo,done,next_key,ahead = enumerate(progress(perturbations, show_progress, total=total)),{},0,self.window
+        if self.split is not None: self.hiddens = d.conts.new_empty(bs, self.split.width)
+        self.bases = d.conts.new_empty(bs, self.split.width) if ahead > 1 else None  # the block's first-layer outputs, shared by its group
+        self.pending,self.filled = [],0
         while window := list(itertools.islice(todo, ahead)):
             same = {}  # the perturbations of the window by their rows
             for k,p in window: same.setdefault(None if p.rows is None else id(p.rows), []).append((k, p))
@@ -262,13 +267,13 @@ class Evaluator:
         d,bs,(_, first) = self.data,self.bs,group[0]
         n = first.n_rows(d)
         if len(group)==1 and isinstance(first, Mix) and self.filled + n > bs >= n: yield from self._flush(scorer)  # a mix that fits a batch is not cut in two
-        states = [scorer.start(n) for _ in group]
+        states = [scorer.start(n, k) for k,_ in group]
         columns = [None if self.split is None else self._columns(p) for _,p in group]
         shared = len(group) > 1  # read ahead together: each block's first-layer outputs are computed once for the group
         block = bs if shared else n
         for a in range(0, n, block):
             rows = slice(a, min(a+block, n)) if first.rows is None else first.rows[a:a+block]
-            base = self.split.hidden(d.cats[rows], d.conts[rows]) if shared else None
+            base = self.split.hidden(d.cats[rows], d.conts[rows], out=self.bases[:min(a+block, n)-a]) if shared else None
             for (k,p),state,cols in zip(group, states, columns):
                 start,stop = a,min(a+block, n)
                 while start < stop:
@@ -579,9 +584,9 @@ class Engine:
         return Substitute(unit, [0]*len(unit.cat_idx), [float(self.train_means[i]) for i in unit.cont_idx])
 
     def permutation(self, generator, rows=None):
-        "A random permutation of `rows` (default: all rows), as the data rows each row takes its values from"
+        "A random permutation of `rows` (default: all rows), as the data rows each row takes its values from (int32 for all rows, where they fit)"
         n = self.data.n if rows is None else len(rows)
-        perm = torch.randperm(n, generator=generator).to(self.data.device)
+        perm = torch.randperm(n, generator=generator, dtype=torch.int32 if rows is None and n < 2**31 else torch.int64).to(self.data.device)
         return perm if rows is None else rows[perm]
 
     def first_layer(self, learn):

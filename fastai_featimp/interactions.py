@@ -24,7 +24,7 @@ class BlockMeanScorer:
     "The mean activated prediction over each block of `size` consecutive rows of a perturbation (blocks × outputs)"
     def __init__(self, learn, size): self.act,self.size = activation(learn),size
     def prepare(self, out): return self.act(out)
-    def start(self, n): return SimpleNamespace(n=n, total=None)
+    def start(self, n, key=None): return SimpleNamespace(n=n, total=None)
     def add(self, state, positions, rows, out, ys):
         out = out.reshape(len(out), -1).double()
         if state.total is None: state.total = out.new_zeros(state.n//self.size, out.shape[1])

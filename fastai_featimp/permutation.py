@@ -70,13 +70,16 @@ class Conditioning:
 class RowMeans:
     "Each unit's per-row answers (float32, as the scorer gives them) summed over its repeats as they come (all rows, or the subsample `rows[r]`); `mean()`: one array of rows per unit, NaN where no repeat held a row"
     def __init__(self, n_units, rows, n):
-        self.rows,self.sums,self.counts = rows,[np.zeros(n, np.float32) for _ in range(n_units)],np.zeros(n, np.float32)
-        for r in rows: self.counts[slice(None) if r is None else r.cpu().numpy()] += 1
+        self.rows,self.sums = [None if r is None else r.cpu().numpy() for r in rows],[np.zeros(n, np.float32) for _ in range(n_units)]
+        self.counts = len(rows)  # repeats per row: all of them, unless rows are subsampled
+        if any(r is not None for r in self.rows):
+            self.counts = np.zeros(n, np.float32)
+            for r in self.rows: self.counts[slice(None) if r is None else r] += 1
 
-    def add(self, k, answer):
-        "Add the answer of perturbation `k`: unit `k // repeats`, repeat `k % repeats`"
+    def add(self, k, positions, answers):
+        "Add the per-row `answers` at `positions` (a slice of its rows) of perturbation `k`: unit `k // repeats`, repeat `k % repeats`"
         r = self.rows[k % len(self.rows)]
-        self.sums[k // len(self.rows)][slice(None) if r is None else r.cpu().numpy()] += answer
+        self.sums[k // len(self.rows)][positions if r is None else r[positions]] += answers
 
     def mean(self):
         "The mean over each row's repeats, one array per unit, divided in place: call it once, at the end"
@@ -137,17 +140,17 @@ class PermutationImportance(ImportanceResult):
             gen = torch.Generator().manual_seed(seed)
             rows = subsample(eng.data.n, max_rows, n_repeats, gen)
             if rows[0] is None: warn_repeats(n_repeats, eng.data.n)
+            per_row = RowMeans(len(units), rows, eng.data.n) if by=='prediction' else None
+            if per_row is not None: scorer.into = per_row  # running sums: no perturbation's per-row answers are kept
             eng.set_baseline(scorer)
-            baselines = [scorer.baseline if r is None else eng.evaluate([Identity(r)], scorer)[0] for r in rows]
+            baselines = [scorer.baseline if r is None or per_row is not None else eng.evaluate([Identity(r)], scorer)[0] for r in rows]
             def perturbations():
                 for u in units:
                     for r in rows:
                         yield Permute(u, cond.permutation(u, gen, r) if conditional else eng.permutation(gen, r), r)
-            per_row,values = RowMeans(len(units), rows, eng.data.n) if by=='prediction' else None,[]
+            values = []
             with closing(eng.stream(perturbations(), scorer, total=len(units)*n_repeats, show_progress=show_progress)) as answers:
-                for k,a in enumerate(answers):  # closed at once on an error, so the learner is restored here, not when collected
-                    values.append(scorer.summary(a, rows[k % n_repeats]))
-                    if per_row is not None: per_row.add(k, a)  # running sums: no repeat's per-row answers are kept
+                for k,a in enumerate(answers): values.append(scorer.summary(a, rows[k % n_repeats]))  # closed at once on an error, so the learner is restored here, not when collected
         values = np.stack(values).reshape(len(units), n_repeats, -1)
         if relative and np.any(np.asarray(baselines)==0): raise InputError("`relative=True` needs a non-zero baseline score")
         scores = np.stack([scorer.worse(values[:, r], None if rows[r] is None else baselines[r], relative) for r in range(n_repeats)], 1)

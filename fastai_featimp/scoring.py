@@ -260,7 +260,7 @@ class PredictionScorer:
     "The learner's predictions (after its loss function's activation) on each perturbation's rows"
     def __init__(self, learn): self.act = activation(learn)
     def prepare(self, out): return self.act(out)
-    def start(self, n): return []
+    def start(self, n, key=None): return []
     def add(self, state, positions, rows, out, ys): state.append(out.float())
     def finish(self, state): return torch.cat(state)
 
@@ -268,7 +268,7 @@ class PredictionScorer:
 class MeanPredictionScorer(PredictionScorer):
     "The mean prediction over each perturbation's rows (weighted by `weights` if given), and the predictions of its rows at positions `keep`"
     def __init__(self, learn, keep, weights=None): super().__init__(learn); self.keep,self.weights = keep,weights_of(weights)
-    def start(self, n): return SimpleNamespace(n=n, total=0., weight=0., kept=[])
+    def start(self, n, key=None): return SimpleNamespace(n=n, total=0., weight=0., kept=[])
     def add(self, state, positions, rows, out, ys):
         if self.weights is None: state.total = state.total + out.float().sum(0)
         else:
@@ -293,7 +293,7 @@ class MetricScorer:
         self.weights = weights_of(weights)
 
     def prepare(self, out): return out
-    def start(self, n): return []
+    def start(self, n, key=None): return []
     def add(self, state, positions, rows, out, ys): state.append((out, ys, None if self.weights is None else _at(self.weights, rows)))
 
     def finish(self, state):
@@ -328,16 +328,21 @@ class MetricScorer:
 
 # %% ../nbs/03_scoring.ipynb #f17aa08a
 class DeviationScorer:
-    "Without labels: how far each row's prediction moves from the unperturbed one"
+    "Without labels: how far each row's prediction moves from the unperturbed one; with `into`, each perturbation's per-row deviations go to `into.add(key, positions, deviations)` as they come, and its answer is only their sum and weight"
     by = 'prediction'
-    def __init__(self, learn, weights=None):
+    def __init__(self, learn, weights=None, into=None):
         self.act,self.learn,self.names,self.higher_is_better = activation(learn),learn,['prediction deviation'],[False]
-        self.weights = weights_of(weights)
+        self.weights,self.into = weights_of(weights),into
     def prepare(self, out): return self.act(out)
-    def start(self, n): return torch.zeros(n)
+    def start(self, n, key=None): return torch.zeros(n) if self.into is None else SimpleNamespace(key=key, total=0., weight=0.)
     def add(self, state, positions, rows, out, ys):
-        state[positions] = prediction_deviation(self.preds[rows], out.float(), self.kind).cpu()
-    def finish(self, state): return state.numpy()
+        deviations = prediction_deviation(self.preds[rows], out.float(), self.kind).cpu()
+        if self.into is None: state[positions] = deviations; return
+        self.into.add(state.key, positions, deviations.numpy())
+        w = None if self.weights is None else _at(self.weights, rows).double()
+        state.total += float(deviations.double().sum() if w is None else (w*deviations).sum())
+        state.weight += len(deviations) if w is None else float(w.sum())
+    def finish(self, state): return state.numpy() if self.into is None else state
 
     def set_baseline(self, evaluate):
         "Predict the unperturbed data with `evaluate(scorer)`, the reference the deviations are measured from"
@@ -346,7 +351,8 @@ class DeviationScorer:
         self.names,self.higher_is_better,self.baseline = [deviation_label(self.kind)],[False],np.zeros(1)
     def worse(self, values, baseline=None, relative=False): return np.asarray(values)
     def summary(self, values, rows=None):
-        "The mean deviation of per-row `values`, weighted when the scorer has weights; `rows`: the data rows they are of (default: all)"
+        "The mean deviation of per-row `values` (or of the sum and weight an `into` scorer answers), weighted when the scorer has weights; `rows`: the data rows they are of (default: all)"
+        if isinstance(values, SimpleNamespace): return np.array([values.total/values.weight if values.weight > 0 else np.nan])
         if self.weights is None: return np.array([values.mean()])
         w = (self.weights if rows is None else _at(self.weights, rows)).numpy()
         return np.array([np.average(values, weights=w) if w.sum() > 0 else np.nan])

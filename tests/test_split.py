@@ -231,6 +231,24 @@ def test_deviations_memory_independent_of_repeats(regression):
     assert six - one < table  # keeping every repeat's answers would add at least 5 such tables
 
 
+def test_deviations_handed_on_as_they_come(regression):
+    "With `into`, a `DeviationScorer` passes each segment's per-row deviations on and answers only their sum and weight: the same deviations and means as per-row answers"
+    learn = regression
+    eng = Engine(learn, frame(500, seed=4), bs=64, with_labels=False)  # segments cut across batches
+    gen = torch.Generator().manual_seed(0)
+    perturbations = [Permute(u, eng.permutation(gen)) for u in eng.features.values()]
+    per_row = eng.set_baseline(DeviationScorer(learn))
+    class Into:
+        rows = {}
+        def add(self, key, positions, values): self.rows.setdefault(key, np.full(eng.data.n, np.nan, np.float32))[positions] = values
+    into = Into()
+    summed = eng.set_baseline(DeviationScorer(learn, into=into))
+    for k,(a,b) in enumerate(zip(eng.evaluate(perturbations, per_row), eng.evaluate(perturbations, summed))):
+        np.testing.assert_array_equal(into.rows[k], a)  # every row handed on once, under its perturbation's number
+        assert not hasattr(b, '__len__') and b.weight == eng.data.n
+        assert summed.summary(b)[0] == pytest.approx(per_row.summary(a)[0], rel=1e-6)
+
+
 class Shifted(Perturbation):
     "A perturbation that names no feature, so may rewrite any column: here it adds one to continuous column 0"
     def __call__(self, data, positions, cats, conts): conts[:, 0] += 1
