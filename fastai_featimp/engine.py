@@ -258,6 +258,7 @@ class Evaluator:
                 for k,a in self._group(group, scorer):
                     done[k] = a
                     while next_key in done: yield done.pop(next_key); next_key += 1
+            del window,same,group,p  # released before the next window's perturbations are drawn (a permutation holds a row number per row)
         if self.filled:
             for k,a in self._flush(scorer): done[k] = a
         while next_key in done: yield done.pop(next_key); next_key += 1
