@@ -85,7 +85,7 @@ def version(p):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--runs', type=int, default=15)
+    parser.add_argument('--runs', type=int, default=30)
     parser.add_argument('--out', default=str(Path(__file__).parent/'results'/'ale.md'))
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -638,6 +638,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'fastai_featimp.scoring.find_metrics': ('scoring.html#find_metrics', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.forward_batch': ('scoring.html#forward_batch', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.forward_of': ('scoring.html#forward_of', 'fastai_featimp/scoring.py'),
+                                        'fastai_featimp.scoring.handles_loop': ('scoring.html#handles_loop', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.kept': ('scoring.html#kept', 'fastai_featimp/scoring.py'),
                                         'fastai_featimp.scoring.lower_is_better': ( 'scoring.html#lower_is_better',
                                                                                     'fastai_featimp/scoring.py'),

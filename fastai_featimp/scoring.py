@@ -15,10 +15,10 @@ from fastai.metrics import _rmse, _exp_rmspe
 
 # %% auto #0
 __all__ = ['weighted_metrics', 'bys', 'lower_is_better', 'direction', 'metric_name', 'find_metrics', 'random_states', 'kept',
-           'reports_on_training', 'acts_on_batches', 'forward_batch', 'forward_of', 'evaluating', 'activation',
-           'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented', 'check_row_loss', 'row_loss',
-           'weighted_form', 'weighted_score', 'weights_of', 'PredictionScorer', 'MeanPredictionScorer', 'MetricScorer',
-           'DeviationScorer', 'described', 'make_scorer']
+           'reports_on_training', 'acts_on_batches', 'forward_batch', 'forward_of', 'handles_loop', 'evaluating',
+           'activation', 'prediction_kind', 'prediction_deviation', 'deviation_label', 'oriented', 'check_row_loss',
+           'row_loss', 'weighted_form', 'weighted_score', 'weights_of', 'PredictionScorer', 'MeanPredictionScorer',
+           'MetricScorer', 'DeviationScorer', 'described', 'make_scorer']
 
 # %% ../nbs/03_scoring.ipynb #f5e099a6
 _lower_words = ('loss', 'err', 'mse', 'mae', 'msle', 'rmspe', 'mape', 'perplexity', 'brier', 'deviance', 'hamming')
@@ -133,18 +133,30 @@ def forward_of(learn):
     cbs = [cb for cb in learn.cbs.sorted('order') if acts_on_batches(cb)]  # the others do nothing here: `learn(event)` would ask each, every batch
     return partial(forward_batch, learn, {e: [cb for cb in cbs if hasattr(cb, e)] for e in _batch_events}) if cbs else learn.model
 
+_loop_events = ('before_fit', 'before_epoch', 'before_validate', 'after_validate', 'after_epoch', 'after_fit')
+
+def handles_loop(cb):
+    "Whether `cb` has a handler for an event around the validation loop, other than fastai's `TrainEvalCallback`, whose handlers there only move the model to the data's device and set eval mode"
+    return type(cb) is not TrainEvalCallback and any(hasattr(cb, e) for e in _loop_events)
+
 @contextmanager
 def evaluating(learn):
-    "Inside `kept`: yields the learner's forward pass in eval mode, without gradients, through its batch callbacks; within an `evaluating` of `learn` already, that one's"
+    "Inside `kept`: yields the learner's forward pass in eval mode, without gradients, through its batch callbacks (and `learn.validate`'s events, where a callback handles them); within an `evaluating` of `learn` already, that one's"
     if '_featimp_forward' in learn.__dict__: yield learn._featimp_forward; return  # entered once, however deep the calls nest
-    with kept(learn):  # restores `__dict__`, so the mark goes on exit
+    with kept(learn):  # restores `__dict__` (so the mark goes on exit) and the modules' modes
         learn.metrics = L()
         learn.cbs = learn.cbs.filter(lambda cb: not reports_on_training(cb))
-        with learn.validation_context(), torch.no_grad():
-            learn('before_validate')
-            learn._featimp_forward = forward_of(learn)
-            yield learn._featimp_forward
-            learn('after_validate')
+        if any(handles_loop(cb) for cb in learn.cbs):
+            with learn.validation_context(), torch.no_grad():
+                learn('before_validate')
+                learn._featimp_forward = forward_of(learn)
+                yield learn._featimp_forward
+                learn('after_validate')
+        else:  # no callback takes part around the loop: eval mode and the learner's lock, without fastai's dispatch of six events
+            with learn.lock, torch.no_grad():
+                learn.model.eval(); learn.training = False
+                learn._featimp_forward = forward_of(learn)
+                yield learn._featimp_forward
 
 # %% ../nbs/03_scoring.ipynb #0bf47834
 def activation(learn):

@@ -216,6 +216,38 @@ def test_training_callbacks_stay_out_of_scoring(tmp_path):
     assert not learn.lock.locked()  # fastai keeps it when entering `validate` fails; a later call would hang
 
 
+class Probe(Callback):
+    "A batch handler that records, for each batch, whether the model is in training mode and the learner locked"
+    def __init__(self): self.seen = []
+    def before_batch(self): self.seen.append((self.learn.model.training, self.learn.lock.locked()))
+
+
+class LoopEvents(Callback):
+    "Records the events around the loop it is sent"
+    def __init__(self): self.events = []
+    def before_fit(self): self.events.append('before_fit')
+    def before_validate(self): self.events.append('before_validate')
+    def after_validate(self): self.events.append('after_validate')
+    def after_fit(self): self.events.append('after_fit')
+
+
+def test_loop_events_reach_callbacks_that_handle_them(regression):
+    "Without a callback that handles events around the loop, the model runs in eval mode under the learner's lock, sending none; with one, it gets them as in `learn.validate`"
+    learn, df = regression
+    learn.model.train()
+    try:
+        probe = Probe()
+        with learn.added_cbs(probe): learn.permutation_importance(df=df, n_repeats=1, seed=0, show_progress=False)
+        assert probe.seen and set(probe.seen) == {(False, True)}
+        assert learn.model.training and not learn.lock.locked()  # restored
+        probe,events = Probe(),LoopEvents()
+        with learn.added_cbs([probe, events]): learn.permutation_importance(df=df, n_repeats=1, seed=0, show_progress=False)
+        assert set(probe.seen) == {(False, True)}
+        loop = ['before_fit', 'before_validate', 'after_validate', 'after_fit']
+        assert events.events and events.events == loop*(len(events.events)//4)  # once per pass over the data
+    finally: learn.model.eval()
+
+
 def test_bad_labels(classification, regression):
     learn, df = classification
     with pytest.raises(ValueError, match=r"label\(s\) 'maybe' the learner was not trained on; its classes are: 'no', 'yes'"):
