@@ -36,8 +36,10 @@ def test_missing_values_matter_through_companion(regression):
     eng = Engine(learn)
     x3 = eng.features['x3']
     perm = eng.permutation(torch.Generator().manual_seed(0))
+    assert perm.dtype == torch.int32  # 4 bytes a row while the perturbation waits its turn
     cats, conts = eng.data.cats.clone(), eng.data.conts.clone()
     Permute(x3, perm)(eng.data, slice(0, eng.data.n), cats, conts)
+    perm = perm.long()  # torch before 2.0 indexes with int64 only
     assert torch.equal(cats[:, x3.cat_idx], eng.data.cats[perm][:, x3.cat_idx])
     assert torch.equal(conts[:, x3.cont_idx], eng.data.conts[perm][:, x3.cont_idx])
     others = [i for i in range(conts.shape[1]) if i not in x3.cont_idx]
