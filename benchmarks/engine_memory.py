@@ -34,10 +34,14 @@ print(json.dumps(dict(added=added, encoded=rows*(5*8 + 15*4 + 4), width=64)))
 """
 
 
-def measure(rows, by, repeats):
-    code = CHILD.format(here=str(Path(__file__).parent), rows=rows, by=by, repeats=repeats)
+def run_child(template, **values):
+    "Run the child script `template` (formatted with `values` and `here`, this folder) in a fresh process with `CHILD_ENV`; the JSON it prints last"
+    code = template.format(here=str(Path(__file__).parent), **values)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(rows, by, repeats): return run_child(CHILD, rows=rows, by=by, repeats=repeats)
 
 
 def main(sizes):

@@ -8,9 +8,9 @@ memory before the call (glibc's `MALLOC_MMAP_THRESHOLD_` fixed, as in `engine_me
 seconds and bytes per row. Linux only. Writes the table to
 `benchmarks/results/scale.md`. Run: `python benchmarks/scale.py [--max-rows 1000000]`.
 """
-import argparse, json, subprocess, sys
+import argparse
 from pathlib import Path
-from engine_memory import CHILD_ENV
+from engine_memory import run_child
 
 RESULTS = Path(__file__).parent/'results'/'scale.md'
 
@@ -34,10 +34,7 @@ print(json.dumps(dict(seconds=seconds, added=status('VmHWM:') - before, encoded=
 """
 
 
-def measure(rows):
-    code = CHILD.format(here=str(Path(__file__).parent), rows=rows)
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def measure(rows): return run_child(CHILD, rows=rows)
 
 
 def main(max_rows):

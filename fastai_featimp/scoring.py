@@ -146,17 +146,13 @@ def evaluating(learn):
     with kept(learn):  # restores `__dict__` (so the mark goes on exit) and the modules' modes
         learn.metrics = L()
         learn.cbs = learn.cbs.filter(lambda cb: not reports_on_training(cb))
-        if any(handles_loop(cb) for cb in learn.cbs):
-            with learn.validation_context(), torch.no_grad():
-                learn('before_validate')
-                learn._featimp_forward = forward_of(learn)
-                yield learn._featimp_forward
-                learn('after_validate')
-        else:  # no callback takes part around the loop: eval mode and the learner's lock, without fastai's dispatch of six events
-            with learn.lock, torch.no_grad():
-                learn.model.eval(); learn.training = False
-                learn._featimp_forward = forward_of(learn)
-                yield learn._featimp_forward
+        loop = any(handles_loop(cb) for cb in learn.cbs)  # else eval mode under the learner's lock, without fastai's dispatch of six events
+        with (learn.validation_context() if loop else learn.lock), torch.no_grad():
+            if loop: learn('before_validate')
+            else: learn.model.eval(); learn.training = False
+            learn._featimp_forward = forward_of(learn)
+            yield learn._featimp_forward
+            if loop: learn('after_validate')
 
 # %% ../nbs/03_scoring.ipynb #0bf47834
 def activation(learn):
